@@ -1,0 +1,239 @@
+"""Recipes: how a spec is trained (optimizer, schedule, epochs, data, precision, transfer...).
+
+A recipe is a mapping validated once into a frozen :class:`Recipe`. Recipes come in layers that
+are merged before validation (mappings merge, everything else is replaced), from lowest to
+highest precedence::
+
+    defaults < a spec file's ``recipe:`` < a suite's ``recipe:`` < one suite ``overrides`` entry
+             < command-line flags (``--epochs``...)
+
+so a suite can train every spec alike, and each override entry varies one thing.
+No torch here: the spec layer only describes; ``resbench.train`` builds the objects.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from resbench.errors import SpecError
+
+__all__ = ["Recipe", "parse_recipe", "merge_layers", "recipe_defaults"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OptimizerConfig(_Frozen):
+    """SGD (momentum, optionally Nesterov) or AdamW; ``lr`` is the peak learning rate."""
+
+    name: Literal["sgd", "adamw"] = "sgd"
+    lr: float = Field(0.1, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    nesterov: bool = False
+    weight_decay: float = Field(5e-4, ge=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = Field(1e-8, gt=0)
+
+    @model_validator(mode="after")
+    def _nesterov_needs_momentum(self) -> OptimizerConfig:
+        if self.name == "sgd" and self.nesterov and self.momentum == 0:
+            raise ValueError("nesterov needs momentum > 0")
+        return self
+
+
+class ScheduleConfig(_Frozen):
+    """Per-step learning rate: linear warmup, then constant, step decay or cosine annealing."""
+
+    name: Literal["constant", "step", "cosine"] = "cosine"
+    warmup_epochs: float = Field(0.0, ge=0)
+    milestones: tuple[float, ...] = ()  # step: epochs at which the lr is multiplied by gamma
+    gamma: float = Field(0.1, gt=0, le=1)
+    min_lr: float = Field(0.0, ge=0)  # cosine: the lr reached at the last step
+
+    @field_validator("milestones")
+    @classmethod
+    def _milestones_sorted(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if list(value) != sorted(set(value)) or any(m <= 0 for m in value):
+            raise ValueError("milestones must be positive epochs in increasing order")
+        return value
+
+
+class AugmentConfig(_Frozen):
+    """Training-time augmentation, applied to batches on the training device."""
+
+    random_crop: bool = False
+    padding: int = Field(4, ge=0)  # zero padding before the random crop
+    hflip: bool = False
+
+
+class DataConfig(_Frozen):
+    """Which data set a trial trains on (see ``resbench.data.load_dataset``)."""
+
+    name: str = "digits"
+    root: str | None = None
+    image_size: int | None = Field(None, gt=0)
+    val_fraction: float = Field(0.2, gt=0, lt=1)
+    limit: int | None = Field(None, gt=0)  # at most this many training examples
+    download: bool = False
+
+
+class TransferConfig(_Frozen):
+    """Initialise from a checkpoint, replace the head, freeze stages, unfreeze them later.
+
+    ``init`` is a torchvision ``state_dict`` file or one of ours (a state_dict or a trial
+    checkpoint); a relative path is relative to the file that declares it. ``freeze`` names
+    top-level parts of the model (``stem``, ``layer1``.. ``layerN``, ``head``); ``unfreeze``
+    maps some of them to the (1-based) epoch from which they train again.
+    """
+
+    init: str | None = None
+    replace_head: bool = True
+    freeze: tuple[str, ...] = ()
+    unfreeze: dict[str, int] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _unfreeze_frozen(self) -> TransferConfig:
+        extra = sorted(set(self.unfreeze) - set(self.freeze))
+        if extra:
+            raise ValueError(f"unfreeze names parts that are not frozen: {', '.join(extra)}")
+        if any(e < 1 for e in self.unfreeze.values()):
+            raise ValueError("unfreeze epochs start at 1")
+        return self
+
+
+class Recipe(_Frozen):
+    """How to train and measure one spec. Every field has a default; see module docstring."""
+
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(128, ge=1)
+    eval_batch_size: int = Field(512, ge=1)
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    optimizer: OptimizerConfig = OptimizerConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    augment: AugmentConfig = AugmentConfig()
+    data: DataConfig = DataConfig()
+    transfer: TransferConfig = TransferConfig()
+    seeds: tuple[int, ...] = Field((0,), min_length=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    channels_last: bool = False
+    compile: bool = False
+    grad_probe_steps: tuple[int, ...] = (0, 10, 50)  # steps at which gradient flow is recorded
+    latency_batch: int = Field(256, ge=1)  # the "large batch" of the inference latency
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError("seeds must be distinct")
+        return value
+
+    @field_validator("grad_probe_steps")
+    @classmethod
+    def _probe_steps(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(s < 0 for s in value):
+            raise ValueError("grad_probe_steps must be >= 0")
+        return tuple(sorted(set(value)))
+
+    def trial_dict(self) -> dict[str, Any]:
+        """The recipe of one trial, as stored and hashed: everything but the list of seeds."""
+        data = self.model_dump(mode="json")
+        del data["seeds"]
+        return data
+
+
+def recipe_defaults() -> dict[str, Any]:
+    """The default recipe as plain data (the lowest layer)."""
+    return Recipe().model_dump(mode="json")
+
+
+def merge_layers(*layers: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Merge recipe layers, later ones winning: mappings merge recursively, anything else replaces."""
+    out: dict[str, Any] = {}
+    for layer in layers:
+        if layer:
+            out = _merge(out, layer)
+    return out
+
+
+def _merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def parse_recipe(data: Any, file: str | Path | None = None, path: str = "recipe") -> Recipe:
+    """Validate ``data`` into a :class:`Recipe`; errors name ``file``, the field path and what is allowed."""
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise SpecError(f"a recipe must be a mapping, got {type(data).__name__}", file=file,
+                        path=path, value=data)
+    data = _resolve_init_path(dict(data), file)
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as e:
+        raise _spec_error(e, Recipe, file, path) from None
+
+
+def _resolve_init_path(data: dict[str, Any], file: str | Path | None) -> dict[str, Any]:
+    """Make ``transfer.init`` relative to the declaring file, as the docstring promises."""
+    transfer = data.get("transfer")
+    if file is None or not isinstance(transfer, Mapping):
+        return data
+    init = transfer.get("init")
+    if isinstance(init, str) and init and not Path(init).is_absolute():
+        resolved = (Path(file).resolve().parent / init).resolve()
+        data["transfer"] = {**transfer, "init": str(resolved)}
+    return data
+
+
+def _spec_error(e: ValidationError, model: type[BaseModel], file: str | Path | None,
+                prefix: str) -> SpecError:
+    """The first pydantic error as a SpecError: field path, value, allowed values, did-you-mean."""
+    from resbench.errors import did_you_mean, join_path
+
+    err = e.errors()[0]
+    loc = [p for p in err["loc"] if p not in ("function-after",)]
+    field_path = prefix
+    for part in loc:
+        field_path = join_path(field_path, f"[{part}]" if isinstance(part, int) else str(part))
+    value = err.get("input")
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        name = str(loc[-1])
+        known = _field_names(model, loc[:-1])
+        return SpecError(f"unknown field {name!r}", file=file, path=field_path, value=name,
+                         allowed=sorted(known), suggestion=did_you_mean(name, known))
+    if kind == "literal_error":
+        allowed = list(err.get("ctx", {}).get("expected", "").replace("'", "").split(" or "))
+        allowed = [a.strip() for part in allowed for a in part.split(",") if a.strip()]
+        return SpecError(f"invalid value {value!r}", file=file, path=field_path, value=value,
+                         allowed=allowed, suggestion=did_you_mean(str(value), allowed))
+    message = err["msg"].removeprefix("Value error, ")
+    if kind not in ("value_error", "assertion_error"):
+        message = f"{message}, got {value!r}"
+    return SpecError(message, file=file, path=field_path, value=value)
+
+
+def _field_names(model: type[BaseModel], loc: list[Any]) -> list[str]:
+    """Field names of the (nested) model at ``loc``, for did-you-mean on a misspelt key."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int) or not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return []
+        info = current.model_fields.get(str(part))
+        if info is None:
+            return []
+        current = info.annotation
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
