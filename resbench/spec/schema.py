@@ -1,0 +1,232 @@
+"""The spec schema: frozen, typed, validated once at load time. No torch here."""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
+
+from resbench.spec.vocab import (
+    BLOCKS,
+    DEFAULT_GATE_BIAS,
+    DEFAULT_SCALE,
+    RESHAPING_SHORTCUTS,
+    STEMS,
+    ActivationKind,
+    BlockKind,
+    NormKind,
+    ShortcutKind,
+    StemKind,
+)
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ShapeError(ValueError):
+    """A combination of fields that cannot build (raised inside validation, located by path)."""
+
+    def __init__(self, path: str, message: str, value: Any = None, allowed: Any = None) -> None:
+        super().__init__(message)
+        self.path, self.message, self.value, self.allowed = path, message, value, allowed
+
+
+class StemSpec(Frozen):
+    """The stem: ``cifar`` (one 3x3 conv), ``imagenet`` (7x7/2 + max-pool), ``deep`` (3x 3x3)."""
+
+    kind: StemKind
+    width: Optional[PositiveInt] = Field(None, description="Output channels (default by kind).")
+
+
+class HeadSpec(Frozen):
+    """Global average pooling, optional dropout, one linear classifier."""
+
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+
+
+class StageSpec(Frozen):
+    """One stage: ``depth`` blocks of ``width`` planes; the first block applies ``stride``.
+
+    Fields left out take the spec's top-level defaults; after validation every field is set.
+    """
+
+    depth: PositiveInt
+    width: PositiveInt
+    stride: int = Field(1, ge=1, le=4)
+    block: Optional[BlockKind] = None
+    shortcut: Optional[ShortcutKind] = None
+    groups: Optional[PositiveInt] = None
+    width_per_group: Optional[PositiveInt] = None
+    expansion: Optional[PositiveInt] = None
+    se_ratio: Optional[float] = Field(None, ge=0.0, le=1.0)
+    gate_bias: Optional[float] = None
+    scale: Optional[float] = None
+
+    @property
+    def out_channels(self) -> int:
+        return self.width * (self.expansion or BLOCKS[self.block or "basic"].expansion)
+
+    @property
+    def inner_width(self) -> int:
+        """Width of a bottleneck's grouped conv (torchvision's formula)."""
+        return int(self.width * ((self.width_per_group or 64) / 64.0)) * (self.groups or 1)
+
+
+# Top-level fields that act as defaults for every stage.
+STAGE_DEFAULTS = ("block", "shortcut", "groups", "width_per_group", "expansion", "se_ratio",
+                  "gate_bias", "scale")
+
+
+class Spec(Frozen):
+    """A residual (or plain) network as data."""
+
+    name: str = ""
+    description: str = ""
+    input_channels: PositiveInt = 3
+    num_classes: PositiveInt = 1000
+    input_size: Optional[PositiveInt] = Field(None, description="Default: 32 for the cifar stem, else 224.")
+    norm: NormKind = "batch"
+    activation: ActivationKind = "relu"
+    zero_init_residual: bool = False
+    stochastic_depth: float = Field(0.0, ge=0.0, lt=1.0, description="Max drop-path rate.")
+    stem: StemSpec
+    block: BlockKind = "basic"
+    shortcut: ShortcutKind = "projection"
+    groups: PositiveInt = 1
+    width_per_group: PositiveInt = 64
+    expansion: Optional[PositiveInt] = None
+    se_ratio: float = Field(0.0, ge=0.0, le=1.0)
+    gate_bias: Optional[float] = None
+    scale: Optional[float] = None
+    stages: tuple[StageSpec, ...] = Field(min_length=1)
+    head: HeadSpec = HeadSpec()
+    recipe: Optional[dict[str, Any]] = Field(None, description="Training recipe (see Recipe).")
+
+    @field_validator("stem", mode="before")
+    @classmethod
+    def _stem_shorthand(cls, value: Any) -> Any:
+        return {"kind": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _resolve(self) -> Spec:
+        stem = self.stem
+        if stem.width is None:
+            stem = stem.model_copy(update={"width": STEMS[stem.kind].width})
+        stages = tuple(self._resolve_stage(i, s) for i, s in enumerate(self.stages))
+        self._check_top_level_options(stages)
+        _check_shapes(stem.width, stages)
+        size = self.input_size or STEMS[stem.kind].input_size
+        for key, value in (("stem", stem), ("stages", stages), ("input_size", size)):
+            object.__setattr__(self, key, value)
+        return self
+
+    def _resolve_stage(self, i: int, stage: StageSpec) -> StageSpec:
+        explicit = stage.model_fields_set
+        filled = {k: getattr(self, k) for k in STAGE_DEFAULTS if getattr(stage, k) is None}
+        stage = stage.model_copy(update=filled)
+        info = BLOCKS[stage.block]
+        where = f"stages[{i}]"
+        if stage.expansion is None:
+            stage = stage.model_copy(update={"expansion": info.expansion})
+        if not info.grouped and (stage.groups != 1 or stage.width_per_group != 64):
+            field = "groups" if stage.groups != 1 else "width_per_group"
+            raise ShapeError(f"{where}.{field}", f"{stage.block!r} blocks support only groups=1 and "
+                             "width_per_group=64; use a bottleneck block for grouped convolutions",
+                             getattr(stage, field))
+        for field, kind, default in (("gate_bias", "gated", DEFAULT_GATE_BIAS),
+                                     ("scale", "scaled", DEFAULT_SCALE)):
+            value = getattr(stage, field)
+            if stage.shortcut == kind:
+                if value is None:
+                    stage = stage.model_copy(update={field: default})
+            elif value is not None and field not in explicit:
+                stage = stage.model_copy(update={field: None})  # a top-level default, unused here
+            elif value is not None:
+                raise ShapeError(f"{where}.{field}", f"{field} applies only to the {kind!r} "
+                                 f"shortcut, but this stage's shortcut is {stage.shortcut!r}", value)
+        return stage
+
+    def _check_top_level_options(self, stages: tuple[StageSpec, ...]) -> None:
+        for field, kind in (("gate_bias", "gated"), ("scale", "scaled")):
+            if getattr(self, field) is not None and not any(s.shortcut == kind for s in stages):
+                raise ShapeError(field, f"{field} applies only to the {kind!r} shortcut, "
+                                 "which no stage uses", getattr(self, field))
+
+    # ----- derived views -------------------------------------------------------------------
+
+    @property
+    def depth(self) -> int:
+        """Weighted layers as the papers count them: stem convs + branch convs + the classifier."""
+        branch = sum(s.depth * BLOCKS[s.block].convs for s in self.stages)
+        return STEMS[self.stem.kind].convs + branch + 1
+
+    def stage_channels(self) -> list[int]:
+        """Output channels of the stem, then of each stage."""
+        return [self.stem.width, *(s.out_channels for s in self.stages)]
+
+    def canonical(self) -> dict[str, Any]:
+        """The resolved architecture alone: no name, description, recipe or unused defaults."""
+        data = self.model_dump(mode="json", exclude={"name", "description", "recipe",
+                                                     *STAGE_DEFAULTS})
+        return data
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.key()))
+
+    def key(self) -> str:
+        """Content hash of :meth:`canonical`: equal architectures have equal keys."""
+        text = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def summary_fields(self) -> dict[str, Any]:
+        """Flat fields for tables and grouping (one value per field; ``mixed`` if stages differ)."""
+
+        def common(field: str) -> Any:
+            values = {getattr(s, field) for s in self.stages}
+            return values.pop() if len(values) == 1 else "mixed"
+
+        shortcut = common("shortcut")
+        return {
+            "block": common("block"),
+            "shortcut": shortcut,
+            "family": "plain" if shortcut == "none" else "residual",
+            "depth": self.depth,
+            "width": self.stages[0].width,
+            "widths": "-".join(str(s.width) for s in self.stages),
+            "depths": "-".join(str(s.depth) for s in self.stages),
+            "stem": self.stem.kind,
+            "norm": self.norm,
+            "activation": self.activation,
+            "groups": common("groups"),
+            "se_ratio": common("se_ratio"),
+            "stochastic_depth": self.stochastic_depth,
+            "zero_init_residual": self.zero_init_residual,
+            "num_classes": self.num_classes,
+            "input_channels": self.input_channels,
+            "input_size": self.input_size,
+        }
+
+
+def _check_shapes(stem_width: int, stages: tuple[StageSpec, ...]) -> None:
+    """Catch shortcut/shape combinations that cannot build, before any tensor exists."""
+    channels = stem_width
+    for i, stage in enumerate(stages):
+        out = stage.out_channels
+        for j, (c_in, stride) in enumerate(((channels, stage.stride), (out, 1))):
+            if j == 1 and stage.depth == 1:
+                break
+            reshapes = c_in != out or stride != 1
+            if reshapes and stage.shortcut not in RESHAPING_SHORTCUTS:
+                raise ShapeError(
+                    f"stages[{i}].shortcut",
+                    f"an identity shortcut cannot change shape, but block {j} of this stage maps "
+                    f"{c_in} to {out} channels with stride {stride}",
+                    stage.shortcut, sorted(RESHAPING_SHORTCUTS))
+            if stage.shortcut == "zero_pad" and out < c_in:
+                raise ShapeError(
+                    f"stages[{i}].shortcut",
+                    f"a zero_pad shortcut can only add channels, but block {j} of this stage "
+                    f"maps {c_in} to {out} channels", stage.shortcut)
+        channels = out
