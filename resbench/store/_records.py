@@ -1,0 +1,129 @@
+"""Trial records on disk: one JSON file per trial, written atomically, validated when read."""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from resbench.errors import UserError
+
+STATUSES = ("completed", "diverged", "failed", "pruned", "infeasible")
+REQUIRED_KEYS = ("key", "experiment", "spec_name", "spec_key", "seed", "status")
+_KEY_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+
+
+def canonical_json(obj: Any) -> str:
+    """Key-sorted, whitespace-free JSON: the same value always gives the same text (and hash)."""
+    return json.dumps(_plain(obj), sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def trial_key(canonical_spec: Mapping[str, Any], recipe: Mapping[str, Any], seed: int) -> str:
+    """The trial's identity: 16 hex chars of sha256 over canonical spec + resolved recipe + seed."""
+    text = canonical_json({"spec": canonical_spec, "recipe": recipe, "seed": int(seed)})
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _plain(obj: Any) -> Any:
+    """JSON-ready copy: tuples → lists, numpy/torch scalars → Python, non-finite floats → null.
+
+    Strict JSON has no NaN/Infinity (a diverged loss), so those are stored as null.
+    """
+    if isinstance(obj, Mapping):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, bool) or obj is None or isinstance(obj, (int, str)):
+        return obj
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "tolist"):  # numpy arrays/scalars and tensors, without importing either
+        return _plain(obj.tolist())
+    raise TypeError(f"cannot store a {type(obj).__name__} in a JSON record: {obj!r}")
+
+
+def check_key(key: str) -> str:
+    """A record key is a plain file stem: letters, digits, `-` and `_` only."""
+    if not isinstance(key, str) or not _KEY_RE.match(key):
+        raise UserError(f"invalid trial key {key!r}: use 1-128 letters, digits, '-' or '_'")
+    return key
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON so that readers see the old file or the new one, never half of one.
+
+    A temp file in the same directory is written, fsynced and renamed over the target; its name
+    starts with a dot and ends in ``.tmp``, so readers ignore one left by a killed process.
+    """
+    text = json.dumps(_plain(data), indent=1, sort_keys=False, allow_nan=False) + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the rename itself durable (POSIX); a no-op where directories cannot be opened."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def read_json(path: Path) -> Any:
+    """Parse a JSON file, turning a missing or malformed file into a UserError naming it."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found") from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot read: {e}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+
+
+def read_record_file(path: Path) -> dict[str, Any]:
+    """Read one trial record and check the fields every reader relies on."""
+    record = read_json(path)
+    if not isinstance(record, dict):
+        raise UserError(f"{path}: a trial record must be a JSON object, got {type(record).__name__}")
+    missing = [k for k in REQUIRED_KEYS if k not in record]
+    if missing:
+        raise UserError(f"{path}: trial record is missing required keys: {', '.join(missing)}")
+    if record["status"] not in STATUSES:
+        raise UserError(f"{path}: status {record['status']!r} is not one of {', '.join(STATUSES)}")
+    for field, kind in (("summary", dict), ("metrics", dict), ("recipe", dict), ("search", dict),
+                        ("curves", list), ("grad_flow", list)):
+        if record.get(field) is not None and not isinstance(record[field], kind):
+            raise UserError(f"{path}: field {field!r} must be a JSON {'object' if kind is dict else 'array'}")
+    return record
+
+
+def record_files(trials_dir: Path) -> Iterator[Path]:
+    """Record files in key order; hidden files (an interrupted write's temp file) are skipped."""
+    if not trials_dir.is_dir():
+        return iter(())
+    return iter(sorted(p for p in trials_dir.glob("*.json") if not p.name.startswith(".")))
