@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
@@ -222,3 +222,24 @@ def parse_spec(data: Mapping[str, Any], file: str | Path | None = None) -> Spec:
 def load_spec(path: str | Path) -> Spec:
     """Load, merge bases of, and validate one spec file."""
     return parse_spec(load_raw(path), file=path)
+
+
+# Folders and files under specs/ that are not single-network specs.
+NOT_SPECS = frozenset({"suites", "spaces"})
+NOT_SPEC_FILES = frozenset({"golden.yaml"})
+
+
+def iter_spec_files(paths: Iterable[str | Path]) -> list[Path]:
+    """Spec files named by ``paths``; a directory yields its spec files, recursively, skipping
+    suites, search spaces and golden-number files (which are not specs)."""
+    out: list[Path] = []
+    for path in map(Path, paths):
+        if not path.is_dir():
+            out.append(path)
+            continue
+        for file in sorted(path.rglob("*")):
+            rel = file.relative_to(path).parts
+            if (file.suffix.lower() in SUFFIXES and file.name not in NOT_SPEC_FILES
+                    and not NOT_SPECS.intersection(rel[:-1])):
+                out.append(file)
+    return out

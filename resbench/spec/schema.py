@@ -22,7 +22,7 @@ from resbench.spec.vocab import (
 
 
 class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class ShapeError(ValueError):
