@@ -1,0 +1,130 @@
+"""Comparison reports from results folders: report.md, self-contained report.html, PNGs, CSVs.
+
+Reads only the results store (never re-trains), so it works on partial results: a search still
+running or a suite that was interrupted. Several folders can be compared in one report.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from resbench.errors import UserError, did_you_mean
+from resbench.report import figures, sections, tables
+from resbench.report.render import to_html, to_markdown
+from resbench.report.sections import Experiment, Section
+
+__all__ = ["ReportResult", "make_report", "GROUP_BY_DEFAULTS", "PARETO_X"]
+
+GROUP_BY_DEFAULTS = ("shortcut", "block", "depth", "width")
+"""Training curves are grouped by the first of these that varies (else by spec name)."""
+
+PARETO_X = tuple(figures.PARETO_AXES)
+
+
+@dataclass
+class ReportResult:
+    """The files a report wrote, and its sections (to inspect what is in it)."""
+
+    out_dir: Path
+    markdown: Path
+    html: Path
+    leaderboard_csv: Path
+    ablations_csv: Path
+    figures: list[Path] = field(default_factory=list)
+    sections: list[Section] = field(default_factory=list)
+
+
+def make_report(results_dirs: str | Path | Iterable[str | Path], out_dir: str | Path, *,
+                group_by: str | None = None, pareto_x: str = "macs") -> ReportResult:
+    """Write the comparison report of ``results_dirs`` into ``out_dir``.
+
+    ``group_by`` names the trial column that colours the training curves and the Pareto
+    points (default: the first of shortcut, block, depth, width that varies); ``pareto_x`` is
+    the cost axis of the Pareto front: macs, params or latency.
+    """
+    from resbench.store import Store, experiment_folders, load, load_curves, load_grad_flow
+
+    if pareto_x not in PARETO_X:
+        raise UserError(f"--pareto-x {pareto_x!r} is not one of {', '.join(PARETO_X)}")
+    folders = experiment_folders(results_dirs)
+    trials = load(folders)
+    curves = load_curves(folders)
+    grad = load_grad_flow(folders)
+    group_by = _group_by(trials, group_by)
+    experiments = [_experiment(Store(f), trials) for f in folders]
+
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"output folder {out} exists and is not a folder")
+    figure_dir = out / "figures"
+    figure_dir.mkdir(parents=True, exist_ok=True)
+
+    several = trials["experiment"].nunique() > 1
+    board = tables.leaderboard(trials)
+    pairs = tables.paired_ablations(trials)
+    parts = [
+        sections.overview(experiments, trials),
+        sections.leaderboard(board, several),
+        sections.status(trials),
+        _figure_section("curves", "Training curves", figure_dir,
+                        figures.training_curves, trials, curves, group_by),
+        sections.degradation(experiments, trials, figure_dir),
+        _figure_section("gradient_flow", "Gradient flow", figure_dir,
+                        figures.gradient_flow, trials, grad),
+        _figure_section("pareto", "Pareto front", figure_dir,
+                        figures.pareto, trials, pareto_x, group_by),
+        sections.populations(experiments, trials, figure_dir),
+        sections.searches(experiments, trials, figure_dir),
+        sections.ablations(pairs, several),
+    ]
+
+    title = "resbench report: " + ", ".join(e.name for e in experiments)
+    meta = (f"Generated {_now()} from {len(trials)} trial records in "
+            + ", ".join(str(e.folder) for e in experiments) + ".")
+    result = ReportResult(out, out / "report.md", out / "report.html", out / "leaderboard.csv",
+                          out / "ablations.csv", sections=parts)
+    board.to_csv(result.leaderboard_csv, index=False)
+    pairs.to_csv(result.ablations_csv, index=False)
+    result.markdown.write_text(to_markdown(title, meta, parts, out), encoding="utf-8")
+    result.html.write_text(to_html(title, meta, parts), encoding="utf-8")
+    result.figures = [b.path for s in parts for b in s.blocks
+                      if isinstance(b, sections.FigureRef)]
+    return result
+
+
+def _figure_section(id_: str, title: str, figure_dir: Path, build, *args) -> Section:
+    section = Section(id_, title)
+    section.add_plot(build, figure_dir, *args)
+    return section.finish()
+
+
+def _group_by(trials, group_by: str | None) -> str:
+    """The grouping column: checked against the trial table, or the default."""
+    if group_by is None:
+        for name in GROUP_BY_DEFAULTS:
+            if name in trials and trials[name].nunique() > 1:
+                return name
+        return "spec_name"
+    if group_by not in trials.columns:
+        allowed = [c for c in trials.columns if c not in ("key", "reason", "started_at",
+                                                          "finished_at")]
+        hint = did_you_mean(group_by, allowed)
+        raise UserError(f"--group-by {group_by!r} is not a column of the results"
+                        + (f"; did you mean {hint!r}?" if hint else "")
+                        + f" (allowed: {', '.join(allowed)})")
+    return group_by
+
+
+def _experiment(store, trials) -> Experiment:
+    """A results folder with its manifest (empty while a run has not written one yet)."""
+    manifest = store.read_manifest() if (store.path / "manifest.json").is_file() else {}
+    name = str(manifest.get("name", store.name))
+    if name not in set(trials["experiment"]):
+        name = store.name
+    return Experiment(name, store.path, manifest)
+
+
+def _now() -> str:
+    from resbench.store import now_iso
+    return now_iso()

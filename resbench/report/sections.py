@@ -1,0 +1,349 @@
+"""The report's content: sections of paragraphs, tables and figures, built from the store.
+
+Every section always appears; one without data says why in a sentence (``unavailable``).
+"""
+from __future__ import annotations
+
+import math
+from numbers import Integral, Real
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from resbench.report import figures, tables
+from resbench.report.tables import NotAvailable
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+POPULATION_MIN_SPECS = 20
+"""A suite with at least this many distinct specs is treated as a sampled design space."""
+
+LEADERBOARD_ROWS = 40
+"""Rows shown in the report; the CSV has them all."""
+
+
+@dataclass
+class Table:
+    """A formatted table (strings only) with a caption."""
+
+    frame: pd.DataFrame
+    caption: str
+
+
+@dataclass
+class FigureRef:
+    """A saved PNG with the title and one-line caption printed beside it."""
+
+    path: Path
+    title: str
+    caption: str
+
+
+@dataclass
+class Missing:
+    """A figure or table that could not be made, and why (one sentence)."""
+
+    reason: str
+    label: str | None = None
+
+    def text(self) -> str:
+        where = f" for {self.label}" if self.label else ""
+        return f"Not available{where} because {self.reason}."
+
+
+@dataclass
+class Section:
+    """One report section; ``unavailable`` is the reason it has no content, if it has none."""
+
+    id: str
+    title: str
+    blocks: list[str | Table | FigureRef | Missing] = field(default_factory=list)
+    unavailable: str | None = None
+
+    def add_plot(self, build, figure_dir: Path, *args: Any, label: str | None = None) -> None:
+        """Build and save a figure, or record why it cannot be drawn."""
+        try:
+            plot = build(*args)
+        except NotAvailable as e:
+            self.blocks.append(Missing(str(e), label))
+            return
+        if label:
+            plot.name = f"{plot.name}_{figures.slug(label)}"
+            plot.title = f"{plot.title} ({label})"
+        path = figures.save(plot, figure_dir)
+        plot.figure.clear()
+        self.blocks.append(FigureRef(path, plot.title, plot.caption))
+
+    def finish(self) -> Section:
+        """A section with no figure or table is marked unavailable as a whole, with the reasons."""
+        if not any(isinstance(b, (Table, FigureRef)) for b in self.blocks):
+            reasons = [f"{b.label}: {b.reason}" if b.label else b.reason
+                       for b in self.blocks if isinstance(b, Missing)]
+            self.unavailable = "; ".join(reasons) or "there is no data for it"
+            self.blocks = []
+        return self
+
+
+@dataclass
+class Experiment:
+    """One results folder: its name, manifest (empty if none was written yet) and folder."""
+
+    name: str
+    folder: Path
+    manifest: dict[str, Any]
+
+    @property
+    def kind(self) -> str:
+        return str(self.manifest.get("kind", "unknown"))
+
+
+def fmt_num(value: Any, digits: int = 3) -> str:
+    """A number for a table cell: empty for missing, whole numbers without decimals."""
+    if value is None or (isinstance(value, Real) and math.isnan(value)):
+        return ""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        return str(value)
+    if isinstance(value, Integral) or (float(value).is_integer() and abs(value) >= 100):
+        return f"{int(value):,}"
+    return f"{float(value):,.0f}" if abs(value) >= 1000 else f"{float(value):.{digits}g}"
+
+
+def fmt_mean_std(mean: Any, std: Any, scale: float = 1.0, digits: int = 2) -> str:
+    """``93.12 ± 0.41`` (std only when several seeds gave one)."""
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return ""
+    text = f"{mean * scale:.{digits}f}"
+    if std is not None and not (isinstance(std, float) and math.isnan(std)):
+        text += f" ± {std * scale:.{digits}f}"
+    return text
+
+
+def overview(experiments: list[Experiment], trials: pd.DataFrame) -> Section:
+    """Which results were read: experiment, kind, folder, trial counts by status."""
+    section = Section("overview", "Overview")
+    rows = []
+    for exp in experiments:
+        these = trials[trials["experiment"] == exp.name]
+        rows.append({"experiment": exp.name, "kind": exp.kind, "folder": str(exp.folder),
+                     "trials": str(len(these)),
+                     "status": tables.status_summary(these["status"]) if len(these) else "",
+                     "created": str(exp.manifest.get("created", ""))})
+    import pandas as pd
+    section.blocks.append(
+        f"{len(trials)} trials of {trials['spec_key'].nunique()} distinct architectures from "
+        f"{len(experiments)} results folder(s). Read from the results store only: nothing was "
+        "re-trained, and results still being written are shown as they stand.")
+    section.blocks.append(Table(pd.DataFrame(rows), "Results folders in this report."))
+    return section
+
+
+def leaderboard(board: pd.DataFrame, several_experiments: bool) -> Section:
+    """The leaderboard table, formatted for reading (the CSV keeps the raw numbers)."""
+    import pandas as pd
+
+    section = Section("leaderboard", "Leaderboard")
+    rows = []
+    for _, r in board.head(LEADERBOARD_ROWS).iterrows():
+        row = {"experiment": r["experiment"]} if several_experiments else {}
+        row.update({
+            "spec": r["spec_name"], "block": r["block"], "shortcut": r["shortcut"],
+            "depth": fmt_num(r["depth"]), "width": fmt_num(r["width"]),
+            "params (M)": fmt_num(r["params"] / 1e6 if pd.notna(r["params"]) else None),
+            "MACs (M)": fmt_num(r["macs"] / 1e6 if pd.notna(r["macs"]) else None),
+            "latency b1 (ms)": fmt_num(r["latency_ms_b1"]),
+            "throughput (img/s)": fmt_num(r["images_per_s"], 0),
+            "best val acc (%)": fmt_mean_std(r["best_val_acc_mean"], r["best_val_acc_std"], 100),
+            "final val acc (%)": fmt_mean_std(r["final_val_acc_mean"], r["final_val_acc_std"], 100),
+            "final train loss": fmt_mean_std(r["final_train_loss_mean"],
+                                             r["final_train_loss_std"], digits=4),
+            "epochs": fmt_num(r["epochs"]), "n": str(r["completed"]), "status": r["status"],
+        })
+        rows.append(row)
+    shown = "" if len(board) <= LEADERBOARD_ROWS else (
+        f" The top {LEADERBOARD_ROWS} of {len(board)} are shown; leaderboard.csv has all.")
+    section.blocks.append(Table(pd.DataFrame(rows), (
+        "One row per architecture, sorted by best validation accuracy; accuracies and loss are "
+        "mean ± std (sample std) over the n completed seeds, cost columns are per "
+        "architecture, and status counts every trial." + shown)))
+    return section
+
+
+def status(trials: pd.DataFrame) -> Section:
+    """Trial outcomes: counts per status, and every unfinished trial with its reason."""
+    import pandas as pd
+
+    section = Section("status", "Trial status")
+    counts = tables.status_counts(trials)
+    section.blocks.append(Table(counts.astype(str), (
+        "Trials per experiment and outcome: pruned (stopped early by the search), diverged "
+        "(non-finite loss), failed (an error), infeasible (over a budget) and completed.")))
+    rest = tables.unfinished_trials(trials)
+    if len(rest):
+        shown = rest.map(fmt_num)
+        section.blocks.append(Table(shown, "Every trial that did not complete, with its reason."))
+    else:
+        section.blocks.append(f"All {len(trials)} trials completed.")
+    return section
+
+
+def ablations(pairs: pd.DataFrame, several_experiments: bool) -> Section:
+    """Paired ablations: one-field differences compared on matched seeds."""
+    import pandas as pd
+
+    section = Section("ablations", "Paired ablations")
+    if not len(pairs):
+        section.unavailable = ("no two completed architectures differ in exactly one field "
+                               "under the same recipe with a seed in common")
+        return section
+    rows = []
+    for _, r in pairs.head(LEADERBOARD_ROWS).iterrows():
+        exp = (lambda side: f"{r[f'experiment_{side}']}/") if several_experiments else (lambda _: "")
+        rows.append({
+            "field": r["field"], "A": str(r["a"]), "B": str(r["b"]),
+            "spec A": exp("a") + str(r["spec_a"]), "spec B": exp("b") + str(r["spec_b"]),
+            "seeds": str(r["seeds"]),
+            "val acc A (%)": fmt_mean_std(r["val_acc_a"], None, 100),
+            "val acc B (%)": fmt_mean_std(r["val_acc_b"], None, 100),
+            "Δ val acc B−A (pp)": fmt_mean_std(r["delta_val_acc_mean"], r["delta_val_acc_std"], 100),
+            "B better": f"{r['b_wins']}/{r['seeds']}",
+            "Δ train loss B−A": fmt_mean_std(r["delta_train_loss_mean"],
+                                             r["delta_train_loss_std"], digits=4),
+        })
+    shown = "" if len(pairs) <= LEADERBOARD_ROWS else (
+        f" The first {LEADERBOARD_ROWS} of {len(pairs)} pairs are shown; ablations.csv has all.")
+    section.blocks.append(Table(pd.DataFrame(rows), (
+        "Architectures that differ in one field, same recipe, compared seed by seed on final "
+        "validation accuracy and final training loss: mean ± std of the per-seed difference "
+        "B − A, and on how many seeds B was better." + shown)))
+    return section
+
+
+def population_of(exp: Experiment, trials: pd.DataFrame) -> pd.DataFrame | None:
+    """The experiment's trials if they form a population (a search or a sampled space)."""
+    these = trials[trials["experiment"] == exp.name]
+    is_search = exp.kind == "search" or (
+        "search.trial_number" in these and these["search.trial_number"].notna().any())
+    if is_search or these["spec_key"].nunique() >= POPULATION_MIN_SPECS:
+        return these
+    return None
+
+
+def design_choices(population: pd.DataFrame) -> list[str]:
+    """Searched parameters if recorded, else the architecture fields that vary."""
+    params = [c for c in population.columns if c.startswith("search.params.")
+              and population[c].notna().any()]
+    if params:
+        return params
+    return [f for f in tables.ABLATION_FIELDS if f in population]
+
+
+def populations(experiments: list[Experiment], trials: pd.DataFrame,
+                figure_dir: Path) -> Section:
+    """EDFs per design choice for each population in the report."""
+    section = Section("edf", "Design-space error distributions")
+    found = [(exp, pop) for exp in experiments
+             if (pop := population_of(exp, trials)) is not None]
+    if not found:
+        section.unavailable = (f"no results folder is a population: a search, or a suite of at "
+                               f"least {POPULATION_MIN_SPECS} distinct architectures")
+        return section
+    for exp, pop in found:
+        section.add_plot(figures.edf, figure_dir, pop, design_choices(pop), label=exp.name)
+    return section.finish()
+
+
+def degradation(experiments: list[Experiment], trials: pd.DataFrame, figure_dir: Path) -> Section:
+    """Depth against error, plain vs residual, for each suite (searches confound depth with
+    their other sampled choices, so they are left out)."""
+    section = Section("degradation", "Degradation with depth (plain vs residual)")
+    suites = [e for e in experiments if population_of(e, trials) is None or e.kind == "suite"]
+    if not suites:
+        section.unavailable = ("it compares fixed architectures across depths, and every "
+                               "results folder here is a search")
+        return section
+    for exp in suites:
+        section.add_plot(figures.degradation, figure_dir,
+                         trials[trials["experiment"] == exp.name],
+                         label=exp.name if len(suites) > 1 else None)
+    return section.finish()
+
+
+def searches(experiments: list[Experiment], trials: pd.DataFrame, figure_dir: Path) -> Section:
+    """Optimisation history from the records, and Optuna parameter importances when a study exists."""
+    section = Section("search", "Search: optimisation history and parameter importances")
+    found = [exp for exp in experiments if exp.kind == "search" or (
+        "search.trial_number" in trials and
+        trials.loc[trials["experiment"] == exp.name, "search.trial_number"].notna().any())]
+    if not found:
+        section.unavailable = "no results folder holds a search"
+        return section
+    for exp in found:
+        these = trials[trials["experiment"] == exp.name]
+        if "search.trial_number" not in these:
+            section.blocks.append(Missing("its records carry no search trial numbers",
+                                          f"the optimisation history of {exp.name}"))
+        else:
+            section.add_plot(figures.optimisation_history, figure_dir, these, exp.name)
+        try:
+            values, evaluator, note = study_importances(exp)
+        except NotAvailable as e:
+            section.blocks.append(Missing(str(e), f"the parameter importances of {exp.name}"))
+            continue
+        section.add_plot(figures.importances, figure_dir, values, exp.name, evaluator)
+        if note:
+            section.blocks.append(note)
+    return section.finish()
+
+
+def study_importances(exp: Experiment) -> tuple[dict[str, float], str, str]:
+    """Parameter importances of the experiment's Optuna study, read without writing to it.
+
+    Returns (importances, evaluator name, a note of any Optuna warning). Raises NotAvailable
+    with a sentence when there is no study or too few varied completed trials.
+    """
+    study_info = exp.manifest.get("study")
+    if not isinstance(study_info, dict) or not study_info.get("storage"):
+        raise NotAvailable("this search has no Optuna study (a Ray search, or no storage "
+                           "recorded in its manifest)")
+    storage = _storage_url(str(study_info["storage"]), exp.folder)
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        rdb = optuna.storages.RDBStorage(storage, skip_table_creation=True)
+        study = optuna.load_study(study_name=study_info.get("name"), storage=rdb)
+        done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        if len(done) < 2:
+            raise NotAvailable(f"the study has {len(done)} completed trial(s); importances "
+                               "need at least two")
+        varied = {k for t in done for k, v in t.params.items()
+                  if any(u.params.get(k) != v for u in done)}
+        if not varied:
+            raise NotAvailable("no parameter takes two values among the completed trials")
+        evaluator = optuna.importance.PedAnovaImportanceEvaluator()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            values = optuna.importance.get_param_importances(study, evaluator=evaluator)
+    except NotAvailable:
+        raise
+    except Exception as e:  # noqa: BLE001 - any Optuna/SQL failure becomes a sentence, not a crash
+        raise NotAvailable(f"Optuna could not compute them ({type(e).__name__}: {e})") from None
+    note = " ".join(str(w.message) for w in caught)
+    return ({k: float(v) for k, v in values.items()}, "PED-ANOVA evaluator",
+            f"Optuna warned: {note}" if note else "")
+
+
+def _storage_url(url: str, folder: Path) -> str:
+    """The study's storage URL; a moved results folder's own ``study.db`` is used instead."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix):
+        return url
+    path = Path(url[len(prefix):])
+    if path.is_file():
+        return url
+    local = folder / "study.db"
+    if local.is_file():
+        return prefix + str(local.resolve())
+    raise NotAvailable(f"its study database {path} does not exist (nor {local})")
