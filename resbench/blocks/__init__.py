@@ -1,0 +1,41 @@
+"""Building blocks of compiled networks, one registry per axis: ``STEMS``, ``BLOCKS``,
+``SHORTCUTS``, ``NORMS``, ``ACTIVATIONS``. Adding a kind is one class (or factory) and one
+registration; the compiler (``resbench.compile``) looks kinds up by the names specs use."""
+from __future__ import annotations
+
+from resbench.blocks.layers import ACTIVATIONS, NORMS, DropPath, SqueezeExcite, conv
+from resbench.blocks.residual import (
+    BLOCKS,
+    BasicBlock,
+    BlockOptions,
+    Bottleneck,
+    IncompatibleOptions,
+    PreActBasicBlock,
+    PreActBottleneck,
+    ResidualBlock,
+)
+from resbench.blocks.shortcuts import SHORTCUTS, Gate, IncompatibleShapes, Shortcut, ZeroPad
+from resbench.blocks.stems import STEMS, Stem
+
+__all__ = [
+    "ACTIVATIONS",
+    "BLOCKS",
+    "NORMS",
+    "SHORTCUTS",
+    "STEMS",
+    "BasicBlock",
+    "BlockOptions",
+    "Bottleneck",
+    "DropPath",
+    "Gate",
+    "IncompatibleOptions",
+    "IncompatibleShapes",
+    "PreActBasicBlock",
+    "PreActBottleneck",
+    "ResidualBlock",
+    "Shortcut",
+    "SqueezeExcite",
+    "Stem",
+    "ZeroPad",
+    "conv",
+]

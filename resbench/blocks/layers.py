@@ -1,0 +1,98 @@
+"""Small layers shared by stems, blocks and shortcuts: convolutions, the norm and activation
+registries, squeeze-and-excitation and stochastic depth (DropPath)."""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from resbench.registry import Registry
+
+NormFactory = Callable[[int], nn.Module]
+ActFactory = Callable[[bool], nn.Module]
+
+NORMS: Registry[NormFactory] = Registry("norm")
+ACTIVATIONS: Registry[ActFactory] = Registry("activation")
+
+GROUP_NORM_GROUPS = 32
+
+
+@NORMS.register("batch")
+def batch_norm(channels: int) -> nn.Module:
+    """BatchNorm2d over ``channels``."""
+    return nn.BatchNorm2d(channels)
+
+
+@NORMS.register("group")
+def group_norm(channels: int) -> nn.Module:
+    """GroupNorm with 32 groups, or as many as divide ``channels`` (16 channels -> 16 groups)."""
+    return nn.GroupNorm(math.gcd(GROUP_NORM_GROUPS, channels), channels)
+
+
+@NORMS.register("none")
+def no_norm(channels: int) -> nn.Module:
+    """No normalisation; convolutions feeding it get their own bias instead."""
+    return nn.Identity()
+
+
+@ACTIVATIONS.register("relu")
+def relu(inplace: bool = True) -> nn.Module:
+    return nn.ReLU(inplace=inplace)
+
+
+@ACTIVATIONS.register("gelu")
+def gelu(inplace: bool = True) -> nn.Module:
+    return nn.GELU()  # has no in-place form
+
+
+@ACTIVATIONS.register("silu")
+def silu(inplace: bool = True) -> nn.Module:
+    return nn.SiLU(inplace=inplace)
+
+
+def conv(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, groups: int = 1,
+         bias: bool = False) -> nn.Conv2d:
+    """A 'same'-padded convolution (torchvision's conv3x3/conv1x1); a bias starts at zero."""
+    layer = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride,
+                      padding=kernel_size // 2, groups=groups, bias=bias)
+    if layer.bias is not None:
+        nn.init.zeros_(layer.bias)
+    return layer
+
+
+class SqueezeExcite(nn.Module):
+    """x · σ(fc2(act(fc1(avgpool(x))))), channel attention (Hu et al. 2018); fc1/fc2 are 1x1 convs."""
+
+    def __init__(self, channels: int, ratio: float, act: ActFactory) -> None:
+        super().__init__()
+        reduced = max(1, round(channels * ratio))
+        self.fc1 = nn.Conv2d(channels, reduced, 1)
+        self.act = act(True)
+        self.fc2 = nn.Conv2d(reduced, channels, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        s = x.mean((2, 3), keepdim=True)
+        return x * torch.sigmoid(self.fc2(self.act(self.fc1(s))))
+
+
+class DropPath(nn.Module):
+    """Stochastic depth (Huang et al. 2016): in training, zero a sample's branch with probability p
+    and scale survivors by 1/(1-p); the identity in eval."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"drop-path rate must be in [0, 1), got {p}")
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = 1.0 - self.p
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
+        return x * mask.div_(keep)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p:g}"

@@ -1,0 +1,238 @@
+"""Residual blocks. Every block is built as ``Block(in_channels, width, stride, opts)`` (pycls
+style), so a stage can stack any kind; its output has ``width * opts.expansion`` channels.
+Layer names follow torchvision (conv1, bn1, ..., downsample) so torchvision weights load as is."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from torch import Tensor, nn
+
+from resbench.blocks.layers import (
+    ACTIVATIONS,
+    NORMS,
+    ActFactory,
+    DropPath,
+    NormFactory,
+    SqueezeExcite,
+    conv,
+    no_norm,
+)
+from resbench.blocks.shortcuts import SHORTCUTS, Shortcut
+from resbench.registry import Registry
+from resbench.spec.vocab import DEFAULT_GATE_BIAS, DEFAULT_SCALE
+
+
+class IncompatibleOptions(ValueError):
+    """A block kind does not support an option value (the spec layer should have said so)."""
+
+
+@dataclass(frozen=True)
+class BlockOptions:
+    """Everything a block needs besides (in_channels, width, stride), resolved once per stage."""
+
+    shortcut: Shortcut
+    norm: NormFactory
+    act: ActFactory
+    groups: int = 1
+    width_per_group: int = 64
+    expansion: int = 1
+    se_ratio: float = 0.0
+    gate_bias: float = DEFAULT_GATE_BIAS
+    scale: float = DEFAULT_SCALE
+    drop_path: float = 0.0
+
+    @property
+    def normalized(self) -> bool:
+        return self.norm is not no_norm
+
+    @property
+    def conv_bias(self) -> bool:
+        """Without a norm after them, convolutions carry their own bias."""
+        return not self.normalized
+
+    @classmethod
+    def of(cls, *, shortcut: str = "identity", norm: str = "batch", activation: str = "relu",
+           groups: int = 1, width_per_group: int = 64, expansion: int = 1, se_ratio: float = 0.0,
+           gate_bias: float = DEFAULT_GATE_BIAS, scale: float = DEFAULT_SCALE, drop_path: float = 0.0) -> BlockOptions:
+        """Options from registry names (``shortcut="projection"``, ``norm="group"``, ...)."""
+        return cls(SHORTCUTS.get(shortcut)(), NORMS.get(norm), ACTIVATIONS.get(activation),
+                   groups, width_per_group, expansion, se_ratio, gate_bias, scale, drop_path)
+
+
+class ResidualBlock(nn.Module):
+    """Base of every block: y = merge(F(x), x), the merge fixed by the shortcut kind at build time."""
+
+    preact: ClassVar[bool] = False
+
+    def __init__(self, in_channels: int, width: int, stride: int, opts: BlockOptions) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        self.out_channels = width * opts.expansion
+        self.stride = stride
+
+    def _attach_tail(self, opts: BlockOptions) -> None:
+        """Squeeze-excitation and stochastic depth on F(x), then the shortcut (last, so that
+        state_dict keys keep torchvision's order)."""
+        self.se = (SqueezeExcite(self.out_channels, opts.se_ratio, opts.act)
+                   if opts.se_ratio > 0 else None)
+        self.drop_path = DropPath(opts.drop_path) if opts.drop_path > 0 else None
+        self._merge = opts.shortcut.attach(self, self.in_channels, self.out_channels,
+                                           self.stride, opts)
+
+    def _branch_end(self) -> tuple[nn.Module, ...]:
+        """The branch's last layers, last norm first: what ``zero_init_last`` zeroes."""
+        raise NotImplementedError
+
+    def zero_init_last(self) -> None:
+        """Zero the branch's last norm (or its last conv when no norm follows it), so that the
+        block starts as its shortcut (Goyal et al. 2017)."""
+        for layer in self._branch_end():
+            if getattr(layer, "weight", None) is not None:
+                nn.init.zeros_(layer.weight)
+                if getattr(layer, "bias", None) is not None:
+                    nn.init.zeros_(layer.bias)
+                return
+
+    def extra_repr(self) -> str:
+        return f"{self.in_channels} -> {self.out_channels}, stride={self.stride}"
+
+
+BLOCKS: Registry[type[ResidualBlock]] = Registry("block")
+
+
+def _basic_only(opts: BlockOptions, kind: str) -> None:
+    if opts.groups != 1 or opts.width_per_group != 64:
+        raise IncompatibleOptions(f"{kind} blocks support only groups=1 and width_per_group=64, "
+                                  f"got groups={opts.groups}, width_per_group={opts.width_per_group}")
+
+
+def _inner_width(width: int, opts: BlockOptions) -> int:
+    return int(width * opts.width_per_group / 64) * opts.groups
+
+
+@BLOCKS.register("basic")
+class BasicBlock(ResidualBlock):
+    """y = act(merge(F(x), x)), F = bn2(conv2(act(bn1(conv1(x))))), two 3x3 convs (He et al. 2015)."""
+
+    def __init__(self, in_channels: int, width: int, stride: int, opts: BlockOptions) -> None:
+        super().__init__(in_channels, width, stride, opts)
+        _basic_only(opts, "basic")
+        bias = opts.conv_bias
+        self.conv1 = conv(in_channels, width, 3, stride, bias=bias)
+        self.bn1 = opts.norm(width)
+        self.relu = opts.act(True)
+        self.conv2 = conv(width, self.out_channels, 3, bias=bias)
+        self.bn2 = opts.norm(self.out_channels)
+        self._attach_tail(opts)
+
+    def _branch_end(self) -> tuple[nn.Module, ...]:
+        return (self.bn2, self.conv2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        if self.se is not None:
+            out = self.se(out)
+        if self.drop_path is not None:
+            out = self.drop_path(out)
+        return self.relu(self._merge(self, out, x, x))
+
+
+@BLOCKS.register("bottleneck")
+class Bottleneck(ResidualBlock):
+    """y = act(merge(F(x), x)), F = 1x1 reduce, 3x3 (stride, groups), 1x1 expand, each normed
+    (ResNet v1.5: the stride sits on the 3x3, as in torchvision)."""
+
+    def __init__(self, in_channels: int, width: int, stride: int, opts: BlockOptions) -> None:
+        super().__init__(in_channels, width, stride, opts)
+        inner = _inner_width(width, opts)
+        bias = opts.conv_bias
+        self.conv1 = conv(in_channels, inner, 1, bias=bias)
+        self.bn1 = opts.norm(inner)
+        self.conv2 = conv(inner, inner, 3, stride, opts.groups, bias=bias)
+        self.bn2 = opts.norm(inner)
+        self.conv3 = conv(inner, self.out_channels, 1, bias=bias)
+        self.bn3 = opts.norm(self.out_channels)
+        self.relu = opts.act(True)
+        self._attach_tail(opts)
+
+    def _branch_end(self) -> tuple[nn.Module, ...]:
+        return (self.bn3, self.conv3)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        if self.se is not None:
+            out = self.se(out)
+        if self.drop_path is not None:
+            out = self.drop_path(out)
+        return self.relu(self._merge(self, out, x, x))
+
+
+@BLOCKS.register("preact_basic")
+class PreActBasicBlock(ResidualBlock):
+    """y = merge(F(x), x), F = conv2(act(bn2(conv1(act(bn1(x)))))), full pre-activation
+    (He et al. 2016); projecting shortcuts read the shared act(bn1(x))."""
+
+    preact = True
+
+    def __init__(self, in_channels: int, width: int, stride: int, opts: BlockOptions) -> None:
+        super().__init__(in_channels, width, stride, opts)
+        _basic_only(opts, "preact_basic")
+        bias = opts.conv_bias
+        self.bn1 = opts.norm(in_channels)
+        self.relu = opts.act(opts.normalized)  # without a norm, act(x) in place would clobber x
+        self.conv1 = conv(in_channels, width, 3, stride, bias=bias)
+        self.bn2 = opts.norm(width)
+        self.conv2 = conv(width, self.out_channels, 3, bias=bias)
+        self._attach_tail(opts)
+
+    def _branch_end(self) -> tuple[nn.Module, ...]:
+        return (self.conv2,)
+
+    def forward(self, x: Tensor) -> Tensor:
+        pre = self.relu(self.bn1(x))
+        out = self.conv1(pre)
+        out = self.conv2(self.relu(self.bn2(out)))
+        if self.se is not None:
+            out = self.se(out)
+        if self.drop_path is not None:
+            out = self.drop_path(out)
+        return self._merge(self, out, x, pre)
+
+
+@BLOCKS.register("preact_bottleneck")
+class PreActBottleneck(ResidualBlock):
+    """y = merge(F(x), x), F = conv3(act(bn3(conv2(act(bn2(conv1(act(bn1(x))))))))), the
+    pre-activation bottleneck (He et al. 2016; stride on the 3x3)."""
+
+    preact = True
+
+    def __init__(self, in_channels: int, width: int, stride: int, opts: BlockOptions) -> None:
+        super().__init__(in_channels, width, stride, opts)
+        inner = _inner_width(width, opts)
+        bias = opts.conv_bias
+        self.bn1 = opts.norm(in_channels)
+        self.relu = opts.act(opts.normalized)  # without a norm, act(x) in place would clobber x
+        self.conv1 = conv(in_channels, inner, 1, bias=bias)
+        self.bn2 = opts.norm(inner)
+        self.conv2 = conv(inner, inner, 3, stride, opts.groups, bias=bias)
+        self.bn3 = opts.norm(inner)
+        self.conv3 = conv(inner, self.out_channels, 1, bias=bias)
+        self._attach_tail(opts)
+
+    def _branch_end(self) -> tuple[nn.Module, ...]:
+        return (self.conv3,)
+
+    def forward(self, x: Tensor) -> Tensor:
+        pre = self.relu(self.bn1(x))
+        out = self.conv1(pre)
+        out = self.conv2(self.relu(self.bn2(out)))
+        out = self.conv3(self.relu(self.bn3(out)))
+        if self.se is not None:
+            out = self.se(out)
+        if self.drop_path is not None:
+            out = self.drop_path(out)
+        return self._merge(self, out, x, pre)
