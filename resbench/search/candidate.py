@@ -1,0 +1,116 @@
+"""A sampled point made concrete: validated spec and recipe, trial key, cost, feasibility.
+
+Shared by both runners, so a point gets the same key, the same constraint check and the same
+record whichever runner drew it.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from resbench.errors import SpecError
+from resbench.search.config import SearchConfig
+from resbench.spec import Spec, parse_spec
+from resbench.spec.recipe import Recipe, parse_recipe
+from resbench.store import now_iso
+
+
+@dataclass
+class Candidate:
+    """One point of the space, ready to train (or to reject without training)."""
+
+    spec: Spec
+    recipe: Recipe
+    seed: int
+    params: dict[str, Any]
+    key: str
+    adapted: Spec  # the spec fitted to the data (channels, classes, size), as records store it
+    data_meta: dict[str, Any]
+    cost: dict[str, int]
+    violations: list[str] = field(default_factory=list)
+    data: Any = field(default=None, repr=False)  # the loaded data set (kept in memory, not pickled)
+
+    @property
+    def feasible(self) -> bool:
+        return not self.violations
+
+
+class DataCache:
+    """Each data set once per process: many trials share the recipe's data."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, Any] = {}
+
+    def get(self, recipe: Recipe) -> Any:
+        from resbench.train.trial import load_data
+
+        key = json.dumps(recipe.data.model_dump(mode="json"), sort_keys=True)
+        if key not in self._data:
+            self._data[key] = load_data(recipe.data)
+        return self._data[key]
+
+
+def make_candidate(config: SearchConfig, spec_dict: Mapping[str, Any],
+                   recipe_dict: Mapping[str, Any], params: Mapping[str, Any],
+                   cache: DataCache) -> Candidate:
+    """Validate a sampled point and cost it; an invalid point is a bug in the space: it raises."""
+    file = config.space.file
+    try:
+        spec = parse_spec(spec_dict, file=file)
+        recipe = parse_recipe(recipe_dict, file=file)
+    except SpecError as exc:
+        raise SpecError(f"a sampled point is invalid (the space allows a combination the spec "
+                        f"language refuses; narrow the space or add a $when): {exc.message}; "
+                        f"sampled {dict(params)}", file=file, path=exc.path, value=exc.value,
+                        allowed=exc.allowed) from None
+    from resbench.compile import cost
+    from resbench.train.trial import data_meta, trial_identity
+
+    seed = config.seed if config.seed is not None else recipe.seeds[0]
+    data = cache.get(recipe)
+    adapted, key = trial_identity(spec, recipe, seed, data)
+    c = cost(adapted, input_size=data.image_size)
+    costs = {"params": int(c.params), "macs": int(c.macs)}
+    violations = []
+    for name, limit in (("params", config.max_params), ("macs", config.max_macs)):
+        if limit is not None and costs[name] > limit:
+            violations.append(f"{name} {costs[name]:,} > max_{name} {limit:,}")
+    return Candidate(spec=spec, recipe=recipe, seed=seed, params=dict(params), key=key,
+                     adapted=adapted, data_meta=data_meta(data), cost=costs, violations=violations,
+                     data=data)
+
+
+def search_info(runner: str, config: SearchConfig, number: int | None,
+                params: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``search`` field of a record."""
+    return {"runner": runner, "study": config.study_name, "trial_number": number,
+            "params": dict(params)}
+
+
+def untrained_record(config: SearchConfig, cand: Candidate, status: str, reason: str,
+                     search: Mapping[str, Any], curves: list[dict[str, Any]] | None = None
+                     ) -> dict[str, Any]:
+    """A record for a trial that did not run to the end in ``run_trial``'s hands: infeasible
+    (never trained), failed after its retries, or stopped by a Ray scheduler (with its curves)."""
+    curves = list(curves or [])
+    metrics: dict[str, Any] = dict(cand.cost)
+    if curves:
+        last = curves[-1]
+        metrics.update(best_val_acc=max(r["val_acc"] for r in curves),
+                       final_val_acc=last.get("val_acc"), final_val_loss=last.get("val_loss"),
+                       final_train_loss=last.get("train_loss"),
+                       final_train_acc=last.get("train_acc"), epochs=len(curves),
+                       total_time_s=sum(r.get("epoch_time_s", 0.0) for r in curves))
+    else:
+        metrics["epochs"] = 0
+    now = now_iso()
+    return {
+        "key": cand.key, "experiment": config.experiment, "spec_name": cand.spec.name,
+        "spec_key": cand.adapted.key(), "spec": {**cand.adapted.canonical(), "name": cand.spec.name},
+        "summary": cand.adapted.summary_fields(), "recipe": cand.recipe.trial_dict(),
+        "seed": cand.seed, "data": cand.data_meta, "status": status, "reason": reason,
+        "metrics": metrics, "curves": curves, "grad_flow": [], "search": dict(search),
+        "started_at": now, "finished_at": now,
+    }

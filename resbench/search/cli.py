@@ -1,0 +1,93 @@
+"""``resbench search SPACE.yaml``: wiring from flags to a SearchConfig and a runner."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from resbench.search.config import SCHEDULERS, RayOptions, SearchConfig
+from resbench.search.objectives import OBJECTIVES, parse_objectives
+from resbench.spec.space import PRUNERS, SAMPLERS, load_space, positive_int, split_objectives
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``search`` subcommand's flags (defaults come from the space's ``search:`` section)."""
+    parser.add_argument("space", help="search-space file (YAML/JSON)")
+    parser.add_argument("--runner", choices=("local", "ray"), default="local",
+                        help="local: Optuna on this machine (default); ray: Ray Tune")
+    parser.add_argument("--trials", type=int, help="number of trials, infeasible and reused "
+                        "ones included (default: the space's search.trials)")
+    parser.add_argument("--objective", help=f"objective(s), comma-separated, from "
+                        f"{', '.join(OBJECTIVES)}; several give a multi-objective (Pareto) search")
+    parser.add_argument("--experiment", help="results/<experiment>/ (default: the space's name)")
+    parser.add_argument("--results", default="results", help="results root (default: results)")
+    parser.add_argument("--sampler", choices=SAMPLERS, help="default: tpe, nsga2 for several objectives")
+    parser.add_argument("--pruner", choices=PRUNERS, help="local runner's pruner (default: median)")
+    parser.add_argument("--scheduler", choices=SCHEDULERS, default="asha",
+                        help="ray runner's trial scheduler (default: asha)")
+    parser.add_argument("--seed", type=int, help="training seed of every trial")
+    parser.add_argument("--sampler-seed", type=int, help="seed of the sampler")
+    parser.add_argument("--max-params", help="reject samples with more parameters, untrained")
+    parser.add_argument("--max-macs", help="reject samples with more MACs, untrained")
+    parser.add_argument("--storage", help="Optuna RDB URL (default: sqlite in the experiment folder)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="local runner: worker processes sharing the study")
+    parser.add_argument("--retries", type=int, default=1,
+                        help="extra attempts for a trial that raises or runs out of memory")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted search of the same experiment")
+    parser.add_argument("--address", help="ray runner: attach to this cluster (e.g. auto or "
+                        "HOST:6379); without it a local cluster starts in-process")
+    parser.add_argument("--cpus-per-trial", type=float, default=1.0)
+    parser.add_argument("--gpus-per-trial", type=float, default=0.0,
+                        help="fractions share a GPU, e.g. 0.5")
+    parser.add_argument("--max-concurrent", type=int, help="ray runner: trials at once")
+    parser.add_argument("--no-reuse-actors", action="store_true",
+                        help="ray runner: start a fresh worker process per trial")
+    parser.add_argument("--quiet", action="store_true", help="no progress line")
+
+
+def config_from_args(args: argparse.Namespace) -> SearchConfig:
+    space = load_space(args.space)
+    s = space.settings
+    names = split_objectives(args.objective, path="--objective") if args.objective else s.objectives
+    objectives = parse_objectives(names, file=space.file if not args.objective else None,
+                                  path="search.objectives" if not args.objective else "--objective")
+    sampler = args.sampler or s.sampler or ("nsga2" if len(objectives) > 1 else "tpe")
+
+    def limit(flag: str | None, default: int | None, name: str) -> int | None:
+        return positive_int(flag, path=name) if flag is not None else default
+
+    return SearchConfig(
+        space=space, experiment=args.experiment or s.experiment or space.name,
+        objectives=objectives, trials=args.trials or s.trials, runner=args.runner,
+        sampler=sampler, pruner=args.pruner or s.pruner,
+        sampler_seed=args.sampler_seed if args.sampler_seed is not None else s.sampler_seed,
+        seed=args.seed if args.seed is not None else s.seed,
+        max_params=limit(args.max_params, s.max_params, "--max-params"),
+        max_macs=limit(args.max_macs, s.max_macs, "--max-macs"),
+        results_root=args.results, storage=args.storage, workers=args.workers,
+        retries=args.retries, resume=args.resume, progress=not args.quiet,
+        ray=RayOptions(address=args.address, cpus_per_trial=args.cpus_per_trial,
+                       gpus_per_trial=args.gpus_per_trial, scheduler=args.scheduler,
+                       reuse_actors=not args.no_reuse_actors,
+                       max_concurrent=args.max_concurrent))
+
+
+def run(args: argparse.Namespace) -> int:
+    from resbench.search import run_search
+
+    config = config_from_args(args)
+    result = run_search(config)
+    c = result.counts
+    print(f"{config.experiment}: {c.get('done', 0)} trials in {result.seconds:.1f}s "
+          f"({c.get('completed', 0)} completed, {c.get('pruned', 0)} pruned, "
+          f"{c.get('infeasible', 0)} infeasible, {c.get('failed', 0)} failed, "
+          f"{c.get('cached', 0)} reused) -> {result.path}")
+    label = "pareto front" if config.multi_objective else "best"
+    for row in result.best:
+        values = ", ".join(f"{k}={v:.4g}" for k, v in row["values"].items())
+        params = ", ".join(f"{k}={v}" for k, v in row["params"].items())
+        print(f"  {label}: #{row['trial_number']} {values}  [{params}]")
+    if not result.best:
+        print("  no trial completed", file=sys.stderr)
+    return 0

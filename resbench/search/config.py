@@ -1,0 +1,112 @@
+"""What a search needs to run, whichever runner runs it, and what it returns."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from resbench.errors import UserError
+from resbench.search.objectives import Objective
+from resbench.spec.space import PRUNERS, SAMPLERS, Space
+from resbench.store import Store, experiment_dir
+
+SCHEDULERS = ("asha", "hyperband", "none")
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """How trials are placed on a Ray cluster."""
+
+    address: str | None = None  # None: start a local cluster in-process
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0  # fractions share a GPU (0.5: two trials per GPU)
+    scheduler: str = "asha"
+    reuse_actors: bool = True
+    max_concurrent: int | None = None
+    num_cpus: int | None = None  # for the in-process cluster only
+    num_gpus: int | None = None  # for the in-process cluster only (declared, e.g. for tests)
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """One search: the space, the objectives, the budget, and how it runs."""
+
+    space: Space
+    experiment: str
+    objectives: tuple[Objective, ...]
+    trials: int
+    runner: str = "local"
+    sampler: str = "tpe"
+    pruner: str = "median"
+    sampler_seed: int | None = None
+    seed: int | None = None  # training seed of every trial (default: the recipe's first seed)
+    max_params: int | None = None
+    max_macs: int | None = None
+    results_root: Path = Path("results")
+    storage: str | None = None  # Optuna RDB URL (default: sqlite in the experiment folder)
+    workers: int = 1  # local runner: processes sharing the study
+    retries: int = 1  # extra attempts for a trial that fails (exception, out of memory)
+    resume: bool = False
+    progress: bool = True
+    ray: RayOptions = field(default_factory=RayOptions)
+
+    def __post_init__(self) -> None:
+        if self.sampler not in SAMPLERS:
+            raise UserError(f"unknown sampler {self.sampler!r} (allowed: {', '.join(SAMPLERS)})")
+        if self.pruner not in PRUNERS:
+            raise UserError(f"unknown pruner {self.pruner!r} (allowed: {', '.join(PRUNERS)})")
+        if self.ray.scheduler not in SCHEDULERS:
+            raise UserError(f"unknown scheduler {self.ray.scheduler!r} "
+                            f"(allowed: {', '.join(SCHEDULERS)})")
+        if self.trials < 1 or self.workers < 1 or self.retries < 0:
+            raise UserError("trials and workers must be >= 1 and retries >= 0")
+        if self.sampler == "grid":
+            self.space.grid()  # refuses continuous ranges with a located error
+        experiment_dir(self.experiment, self.results_root)  # refuses names escaping results/
+
+    @property
+    def path(self) -> Path:
+        return experiment_dir(self.experiment, self.results_root)
+
+    @property
+    def store(self) -> Store:
+        return Store(self.path)
+
+    @property
+    def study_name(self) -> str:
+        return self.experiment
+
+    @property
+    def storage_url(self) -> str:
+        return self.storage or f"sqlite:///{self.path / 'study.db'}"
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.objectives) > 1
+
+    @property
+    def pruning_metric(self) -> str | None:
+        """The per-epoch curve column pruning reads: only for a single per-epoch objective."""
+        if self.multi_objective or self.pruner == "none":
+            return None
+        return self.objectives[0].per_epoch
+
+    def manifest(self) -> dict[str, Any]:
+        """The experiment's manifest entries for this search."""
+        return {"kind": "search", "space_file": self.space.file, "space": self.space.template,
+                "search": {"runner": self.runner, "objectives": [o.name for o in self.objectives],
+                           "trials": self.trials, "sampler": self.sampler, "pruner": self.pruner,
+                           "max_params": self.max_params, "max_macs": self.max_macs,
+                           "seed": self.seed, "sampler_seed": self.sampler_seed,
+                           "study": self.study_name}}
+
+
+@dataclass
+class SearchResult:
+    """Counts by outcome and the best trials (the Pareto front for several objectives)."""
+
+    experiment: str
+    path: Path
+    counts: dict[str, int]
+    best: list[dict[str, Any]]
+    seconds: float = 0.0

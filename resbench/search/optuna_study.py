@@ -1,0 +1,156 @@
+"""Optuna pieces both runners share: the space adapter, samplers, pruners, the study and counts."""
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from resbench.search.config import SearchConfig
+
+if TYPE_CHECKING:
+    import optuna
+
+_PRIMITIVE = (type(None), bool, int, float, str)
+DISCARDED = "discarded"  # user attr: a trial that does not count (interrupted, or over budget)
+
+
+def _primitive(values: Sequence[Any]) -> bool:
+    """Whether Optuna can store ``values`` as categorical choices themselves (not by index)."""
+    return all(isinstance(v, _PRIMITIVE) for v in values) and len({repr(v) for v in values}) == len(values)
+
+
+class TrialSampler:
+    """The space's Sampler protocol over an Optuna trial (parameter names are field paths).
+
+    A choice among values Optuna cannot store (lists, mappings) is suggested by index.
+    """
+
+    def __init__(self, trial: Any) -> None:
+        self.trial = trial
+
+    def choice(self, name: str, values: Sequence[Any]) -> Any:
+        if _primitive(values):
+            return self.trial.suggest_categorical(name, list(values))
+        return values[self.trial.suggest_categorical(name, list(range(len(values))))]
+
+    def int(self, name: str, lo: int, hi: int, step: int, log: bool) -> int:
+        return self.trial.suggest_int(name, lo, hi, step=step, log=log)
+
+    def float(self, name: str, lo: float, hi: float, step: float | None, log: bool) -> float:
+        return self.trial.suggest_float(name, lo, hi, step=step, log=log)
+
+
+def optuna_grid(config: SearchConfig) -> dict[str, list[Any]]:
+    """The grid in Optuna's terms (non-primitive choices by index, like :class:`TrialSampler`)."""
+    grid = config.space.grid()
+    return {name: values if _primitive(values) else list(range(len(values)))
+            for name, values in grid.items()}
+
+
+def make_sampler(config: SearchConfig) -> optuna.samplers.BaseSampler:
+    import optuna
+
+    seed = config.sampler_seed
+    if config.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if config.sampler == "grid":
+        return optuna.samplers.GridSampler(optuna_grid(config), seed=seed)
+    if config.sampler == "nsga2":
+        population = max(4, min(50, config.trials // 4))
+        return optuna.samplers.NSGAIISampler(population_size=population, seed=seed)
+    # Parallel workers: the constant liar keeps TPE from proposing what is already running.
+    parallel = config.workers > 1 or config.runner == "ray"
+    return optuna.samplers.TPESampler(seed=seed, constant_liar=parallel,
+                                      n_startup_trials=min(10, max(2, config.trials // 4)))
+
+
+def make_pruner(config: SearchConfig) -> optuna.pruners.BasePruner:
+    import optuna
+
+    if config.pruning_metric is None:
+        return optuna.pruners.NopPruner()
+    if config.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=min(5, max(1, config.trials // 5)),
+                                           n_warmup_steps=1)
+    if config.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource="auto",
+                                              reduction_factor=3)
+    return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+
+
+def storage(config: SearchConfig) -> optuna.storages.BaseStorage:
+    """The study's RDB storage; SQLite waits for locks rather than failing under parallel workers."""
+    import optuna
+
+    url = config.storage_url
+    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+
+
+def open_study(config: SearchConfig, *, sampler: Any = None, create: bool = True) -> optuna.Study:
+    """Create or load the experiment's study (its name is the experiment's)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    kwargs: dict[str, Any] = {"storage": storage(config), "study_name": config.study_name,
+                              "sampler": sampler or make_sampler(config),
+                              "pruner": make_pruner(config)}
+    if not create:
+        return optuna.load_study(**kwargs)
+    return optuna.create_study(load_if_exists=True,
+                               directions=[o.direction for o in config.objectives], **kwargs)
+
+
+def counted(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """The trials that count towards the budget, in order of creation."""
+    return [t for t in study.get_trials(deepcopy=False) if DISCARDED not in t.user_attrs]
+
+
+def counts(study: optuna.Study) -> Counter[str]:
+    """Trials by outcome: completed, pruned, infeasible, failed, running, cached."""
+    from optuna.trial import TrialState
+
+    out: Counter[str] = Counter()
+    for t in counted(study):
+        status = t.user_attrs.get("status")
+        if t.state == TrialState.RUNNING:
+            out["running"] += 1
+        elif t.state == TrialState.WAITING:
+            out["waiting"] += 1
+        elif t.state == TrialState.FAIL:
+            out["failed"] += 1
+        elif t.state == TrialState.PRUNED:
+            out["infeasible" if status == "infeasible" else "pruned"] += 1
+        else:
+            out["completed"] += 1
+        if t.user_attrs.get("cached"):
+            out["cached"] += 1
+    out["done"] = sum(out[k] for k in ("completed", "pruned", "infeasible", "failed"))
+    return out
+
+
+def best(study: optuna.Study, config: SearchConfig) -> list[dict[str, Any]]:
+    """The best trial (or the Pareto front): number, values, params, record key."""
+    from optuna.trial import TrialState
+
+    if not any(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False)):
+        return []
+    trials = study.best_trials if config.multi_objective else [study.best_trial]
+    seen: set[Any] = set()  # a point reused from the store appears once, as its first trial
+    trials = [t for t in sorted(trials, key=lambda t: t.number)
+              if (k := t.user_attrs.get("key", t.number)) not in seen and not seen.add(k)]
+    return [{"trial_number": t.number, "values": dict(zip((o.name for o in config.objectives),
+                                                          t.values)),
+             "params": t.user_attrs.get("params", t.params), "key": t.user_attrs.get("key")}
+            for t in trials]
+
+
+def describe_best(study: optuna.Study, config: SearchConfig) -> str:
+    """``best val_acc 0.9431 (#12)`` or ``pareto front: 4 trials``."""
+    found = best(study, config)
+    if not found:
+        return "best: none yet"
+    if config.multi_objective:
+        return f"pareto front: {len(found)} trial{'s' if len(found) != 1 else ''}"
+    (name, value), = found[0]["values"].items()
+    return f"best {name} {value:.4g} (#{found[0]['trial_number']})"

@@ -1,0 +1,47 @@
+"""The one-line progress display of a search: done/running/pruned/failed and the best so far."""
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Mapping
+from typing import TextIO
+
+
+def progress_line(name: str, total: int, counts: Mapping[str, int], best: str) -> str:
+    parts = [f"{counts.get('done', 0)}/{total} done", f"{counts.get('running', 0)} running",
+             f"{counts.get('pruned', 0)} pruned", f"{counts.get('failed', 0)} failed"]
+    if counts.get("infeasible"):
+        parts.append(f"{counts['infeasible']} infeasible")
+    if counts.get("cached"):
+        parts.append(f"{counts['cached']} cached")
+    return f"[{name}] " + " | ".join(parts) + f" | {best}"
+
+
+class Progress:
+    """Rewrites one line on a terminal; elsewhere prints a line whenever the counts change."""
+
+    def __init__(self, name: str, total: int, stream: TextIO | None = None,
+                 enabled: bool = True) -> None:
+        self.name, self.total, self.enabled = name, total, enabled
+        self.stream = stream or sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.last = ""
+        self.started = time.monotonic()
+
+    def update(self, counts: Mapping[str, int], best: str) -> None:
+        line = progress_line(self.name, self.total, counts, best)
+        if not self.enabled or line == self.last:
+            return
+        self.last = line
+        elapsed = time.monotonic() - self.started
+        text = f"{line} | {elapsed:.0f}s"
+        if self.tty:
+            self.stream.write("\r\x1b[2K" + text)
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled and self.tty and self.last:
+            self.stream.write("\n")
+            self.stream.flush()
