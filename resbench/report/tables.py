@@ -27,6 +27,17 @@ depths/widths, so they are not separate axes)."""
 ABLATION_LABELS = {"depths": "depth", "widths": "width"}
 
 
+METRIC_COLUMNS = ("params", "macs", "latency_ms_b1", "images_per_s", "best_val_acc",
+                  "final_val_acc", "final_train_acc", "final_train_loss", "epochs")
+
+
+def with_expected_columns(df: pd.DataFrame) -> pd.DataFrame:
+    """The trial table with every column the report reads, empty where no record has it yet
+    (e.g. a suite whose trials have all failed has no accuracy column at all)."""
+    missing = [c for c in (*KEY_FIELDS, *ABLATION_FIELDS, *METRIC_COLUMNS) if c not in df]
+    return df.assign(**{c: float("nan") for c in missing}) if missing else df
+
+
 class NotAvailable(Exception):
     """A report section has no data to show; the message says why, in one sentence."""
 
@@ -158,8 +169,13 @@ def _pair_rows(group: pd.DataFrame, field: str, a, b) -> list[dict]:
                 continue
             d_acc = right.loc[seeds, "final_val_acc"] - left.loc[seeds, "final_val_acc"]
             d_loss = right.loc[seeds, "final_train_loss"] - left.loc[seeds, "final_train_loss"]
+            label_a, label_b = a, b
+            if field in ABLATION_LABELS:  # "8 (1-1-1)": the total beside the per-stage values
+                total = ABLATION_LABELS[field]
+                label_a = f"{left[total].iloc[0]} ({a})"
+                label_b = f"{right[total].iloc[0]} ({b})"
             rows.append({
-                "field": ABLATION_LABELS.get(field, field), "a": a, "b": b,
+                "field": ABLATION_LABELS.get(field, field), "a": label_a, "b": label_b,
                 "experiment_a": exp_a, "spec_a": left["spec_name"].iloc[0],
                 "experiment_b": exp_b, "spec_b": right["spec_name"].iloc[0],
                 "seeds": len(seeds),

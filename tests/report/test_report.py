@@ -117,6 +117,28 @@ def test_sections_without_data_say_why(tmp_path):
         assert text in html.replace("&#x27;", "'")
 
 
+def test_suite_whose_trials_all_failed(tmp_path):
+    """An early crash: no trial has any accuracy, yet every trial and section is accounted for."""
+    from resbench.store import Store
+
+    store = Store(tmp_path / "crashed")
+    for depth in (8, 14):
+        record = make_record("crashed", make_spec(f"p{depth}", "none", depth), 0, status="failed",
+                             reason="ImportError: no module named foo")
+        record["metrics"] = {}
+        store.write_record(record)
+    store.write_manifest({"kind": "suite"})
+    result = make_report([store.path], tmp_path / "out")
+    by_id = {s.id: s for s in result.sections}
+    assert [s.id for s in result.sections] == SECTIONS
+    board = pd.read_csv(result.leaderboard_csv)
+    assert sorted(board["status"]) == ["failed 1", "failed 1"]
+    assert board["best_val_acc_mean"].isna().all()
+    for section_id in ("curves", "degradation", "gradient_flow", "pareto", "ablations"):
+        assert by_id[section_id].unavailable, section_id
+    assert "ImportError: no module named foo" in result.markdown.read_text()
+
+
 def test_search_without_usable_study_degrades_to_a_sentence(tmp_path):
     """A Ray-style search (no study) and an Optuna one with one completed trial."""
     import optuna

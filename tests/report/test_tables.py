@@ -86,6 +86,7 @@ def test_paired_ablation_of_shortcut_on_matched_seeds(trials):
     assert proj["seeds"].tolist() == [1] and math.isnan(proj["delta_val_acc_std"].iloc[0])
     depth = pairs[pairs["field"] == "depth"]
     assert len(depth) == 6  # 8-14, 8-20, 14-20 for plain and for zero_pad residual nets
+    assert sorted(set(depth["a"]) | set(depth["b"])) == ["14 (2-2-2)", "20 (3-3-3)", "8 (1-1-1)"]
 
 
 def test_no_pair_across_recipes(trials):
