@@ -21,8 +21,8 @@ body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; col
 h1 { font-size: 1.7em; border-bottom: 2px solid #ddd; padding-bottom: .3em; }
 h2 { font-size: 1.3em; margin-top: 2em; border-bottom: 1px solid #eee; padding-bottom: .2em; }
 nav ol { columns: 2; font-size: .95em; }
-table { border-collapse: collapse; margin: .8em 0; font-size: .85em; display: block;
-        overflow-x: auto; }
+.table-wrap { overflow-x: auto; margin: .8em 0; }
+table { border-collapse: collapse; font-size: .85em; }
 th, td { border: 1px solid #ddd; padding: .3em .6em; text-align: right; white-space: nowrap; }
 th { background: #f3f5f8; }
 td:first-child, th:first-child { text-align: left; }
@@ -92,8 +92,8 @@ def html_table(frame: pd.DataFrame, caption: str) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
     rows = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
                    for row in frame.itertuples(index=False))
-    return (f"<table><caption>{html.escape(caption)}</caption><thead><tr>{head}</tr></thead>"
-            f"<tbody>{rows}</tbody></table>")
+    return (f'<div class="table-wrap"><table><caption>{html.escape(caption)}</caption>'
+            f"<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>")
 
 
 def embedded_png(path: Path) -> str:
