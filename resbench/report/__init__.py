@@ -5,14 +5,19 @@ running or a suite that was interrupted. Several folders can be compared in one 
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from resbench.errors import UserError, did_you_mean
 from resbench.report import figures, sections, tables
 from resbench.report.render import to_html, to_markdown
 from resbench.report.sections import Experiment, Section
+from resbench.store import Store, experiment_folders, load, load_curves, load_grad_flow, now_iso
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["ReportResult", "make_report", "GROUP_BY_DEFAULTS", "PARETO_X"]
 
@@ -43,8 +48,6 @@ def make_report(results_dirs: str | Path | Iterable[str | Path], out_dir: str | 
     points (default: the first of shortcut, block, depth, width that varies); ``pareto_x`` is
     the cost axis of the Pareto front: macs, params or latency.
     """
-    from resbench.store import Store, experiment_folders, load, load_curves, load_grad_flow
-
     if pareto_x not in PARETO_X:
         raise UserError(f"--pareto-x {pareto_x!r} is not one of {', '.join(PARETO_X)}")
     folders = experiment_folders(results_dirs)
@@ -80,7 +83,7 @@ def make_report(results_dirs: str | Path | Iterable[str | Path], out_dir: str | 
     ]
 
     title = "resbench report: " + ", ".join(e.name for e in experiments)
-    meta = (f"Generated {_now()} from {len(trials)} trial records in "
+    meta = (f"Generated {now_iso()} from {len(trials)} trial records in "
             + ", ".join(str(e.folder) for e in experiments) + ".")
     result = ReportResult(out, out / "report.md", out / "report.html", out / "leaderboard.csv",
                           out / "ablations.csv", sections=parts)
@@ -93,13 +96,15 @@ def make_report(results_dirs: str | Path | Iterable[str | Path], out_dir: str | 
     return result
 
 
-def _figure_section(id_: str, title: str, figure_dir: Path, build, *args) -> Section:
+def _figure_section(id_: str, title: str, figure_dir: Path,
+                    build: Callable[..., figures.Plot], *args: object) -> Section:
+    """A section holding one figure, or the reason it could not be drawn."""
     section = Section(id_, title)
     section.add_plot(build, figure_dir, *args)
     return section.finish()
 
 
-def _group_by(trials, group_by: str | None) -> str:
+def _group_by(trials: pd.DataFrame, group_by: str | None) -> str:
     """The grouping column: checked against the trial table, or the default."""
     if group_by is None:
         for name in GROUP_BY_DEFAULTS:
@@ -113,18 +118,16 @@ def _group_by(trials, group_by: str | None) -> str:
         raise UserError(f"--group-by {group_by!r} is not a column of the results"
                         + (f"; did you mean {hint!r}?" if hint else "")
                         + f" (allowed: {', '.join(allowed)})")
+    if trials[group_by].map(lambda v: isinstance(v, dict)).any():
+        raise UserError(f"--group-by {group_by!r}: its values are mappings, not categories; "
+                        f"group by one of its fields instead")
     return group_by
 
 
-def _experiment(store, trials) -> Experiment:
+def _experiment(store: Store, trials: pd.DataFrame) -> Experiment:
     """A results folder with its manifest (empty while a run has not written one yet)."""
     manifest = store.read_manifest() if (store.path / "manifest.json").is_file() else {}
     name = str(manifest.get("name", store.name))
     if name not in set(trials["experiment"]):
         name = store.name
     return Experiment(name, store.path, manifest)
-
-
-def _now() -> str:
-    from resbench.store import now_iso
-    return now_iso()

@@ -261,7 +261,7 @@ def gradient_flow(trials: pd.DataFrame, grad: pd.DataFrame) -> Plot:
                 color=SHORTCUT_COLORS.get(shortcut, PALETTE[i % len(PALETTE)]),
                 label=f"{spec['spec_name'].iloc[0]} ({shortcut_label(shortcut)})")
     ax.set(xlabel="residual block index (input → output)",
-           ylabel="gradient L2 norm of block parameters", yscale="log",
+           ylabel="gradient L2 norm of block parameters (log)", yscale="log",
            title="Gradient norm per block")
     if len(order) <= 12:
         ax.legend(frameon=False, loc="best")

@@ -20,17 +20,18 @@ def _suite(trials):
     return trials[trials["experiment"] == "degradation"]
 
 
-def _labelled(plot: figures.Plot) -> None:
-    assert plot.title and plot.caption
+def _labelled(plot: figures.Plot) -> figures.Plot:
+    """Every figure has a title and a one-sentence caption; every panel a title and axis labels."""
+    assert plot.title and plot.caption.endswith(".") and "\n" not in plot.caption
     for ax in plot.figure.axes:
         if ax.get_visible():
-            assert "(" in ax.get_ylabel() or ax.get_yscale() == "log" or "fraction" in ax.get_ylabel()
-            assert ax.get_xlabel()
+            assert ax.get_title() and ax.get_xlabel() and ax.get_ylabel()
+    return plot
 
 
 def test_training_curves_one_line_per_spec_plus_each_unfinished_trial(data):
     trials, curves, _ = data
-    plot = figures.training_curves(trials, curves, "shortcut")
+    plot = _labelled(figures.training_curves(trials, curves, "shortcut"))
     loss_ax, acc_ax = plot.figure.axes
     done = trials[trials["status"] == "completed"]
     specs = done.groupby(["experiment", "spec_key"]).ngroups
@@ -47,7 +48,7 @@ def test_training_curves_one_line_per_spec_plus_each_unfinished_trial(data):
 
 def test_degradation_plain_and_residual_series(data):
     trials, _, _ = data
-    plot = figures.degradation(_suite(trials))
+    plot = _labelled(figures.degradation(_suite(trials)))
     train_ax, val_ax = plot.figure.axes
     for ax in (train_ax, val_ax):
         labels = [line.get_label() for line in ax.get_lines()]
@@ -73,7 +74,7 @@ def test_degradation_needs_plain_nets_and_two_depths(data):
 
 def test_gradient_flow_one_profile_per_spec(data):
     trials, _, grad = data
-    plot = figures.gradient_flow(trials, grad)
+    plot = _labelled(figures.gradient_flow(trials, grad))
     (ax,) = plot.figure.axes
     specs = grad.merge(trials[["experiment", "key", "spec_key"]]).groupby(
         ["experiment", "spec_key"]).ngroups
@@ -82,12 +83,11 @@ def test_gradient_flow_one_profile_per_spec(data):
     assert len(plain20.get_xdata()) == 9  # 3 stages of 3 basic blocks
     assert plain20.get_ydata()[0] < plain20.get_ydata()[-1] / 100  # vanishing towards the input
     assert ax.get_yscale() == "log"
-    _labelled(plot)
 
 
 def test_pareto_points_and_front(data):
     trials, _, _ = data
-    plot = figures.pareto(trials, "params", "shortcut")
+    plot = _labelled(figures.pareto(trials, "params", "shortcut"))
     (ax,) = plot.figure.axes
     assert len(ax.collections) == 3  # plain, projection, zero_pad
     points = sum(len(c.get_offsets()) for c in ax.collections)
@@ -108,7 +108,7 @@ def test_edf_one_curve_per_choice_value(data):
     space = trials[trials["experiment"] == "space"]
     choices = ["search.params.block", "search.params.shortcut", "search.params.depth",
                "search.params.lr"]
-    plot = figures.edf(space, choices)
+    plot = _labelled(figures.edf(space, choices))
     axes = [ax for ax in plot.figure.axes if ax.get_visible()]
     assert [ax.get_title() for ax in axes] == ["block", "shortcut", "depth", "lr"]
     assert [len(ax.get_lines()) for ax in axes] == [2, 3, 4, 3]  # lr cut into 3 quantile bins
@@ -123,7 +123,7 @@ def test_edf_one_curve_per_choice_value(data):
 def test_optimisation_history_marks_every_status(data):
     trials, _, _ = data
     space = trials[trials["experiment"] == "space"]
-    plot = figures.optimisation_history(space, "space")
+    plot = _labelled(figures.optimisation_history(space, "space"))
     (ax,) = plot.figure.axes
     labels = sorted(c.get_label() for c in ax.collections)
     assert labels == ["completed (12)", "failed (1)", "pruned (1)"]
@@ -138,7 +138,7 @@ def test_importances_from_the_optuna_study(results):
     values, evaluator, _ = study_importances(Experiment("space", store.path, store.read_manifest()))
     assert set(values) == {"block", "shortcut", "depth", "lr"}
     assert sum(values.values()) == pytest.approx(1.0)
-    plot = figures.importances(values, "space", evaluator)
+    plot = _labelled(figures.importances(values, "space", evaluator))
     (ax,) = plot.figure.axes
     assert len(ax.patches) == 4
     assert ax.get_xlabel() == "importance (normalised, sums to 1)"
@@ -146,7 +146,7 @@ def test_importances_from_the_optuna_study(results):
 
 def test_saved_png_matches_figure(tmp_path, data):
     trials, _, _ = data
-    plot = figures.degradation(_suite(trials))
+    plot = _labelled(figures.degradation(_suite(trials)))
     path = figures.save(plot, tmp_path)
     assert path == tmp_path / "degradation.png"
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
