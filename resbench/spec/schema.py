@@ -130,6 +130,11 @@ class Spec(Frozen):
         where = f"stages[{i}]"
         if stage.expansion is None:
             stage = stage.model_copy(update={"expansion": info.expansion})
+        if info.grouped and stage.inner_width < 1:
+            raise ShapeError(f"{where}.width_per_group", "a bottleneck's inner width "
+                             "int(width * width_per_group / 64) * groups must be at least 1, but is "
+                             f"int({stage.width} * {stage.width_per_group} / 64) * {stage.groups} = 0",
+                             stage.width_per_group)
         if not info.grouped and (stage.groups != 1 or stage.width_per_group != 64):
             field = "groups" if stage.groups != 1 else "width_per_group"
             raise ShapeError(f"{where}.{field}", f"{stage.block!r} blocks support only groups=1 and "

@@ -179,3 +179,10 @@ def test_specs_are_frozen():
         spec.num_classes = 3  # type: ignore[misc]
     with pytest.raises(Exception):
         spec.stages[0].depth = 1  # type: ignore[misc]
+
+
+def test_a_bottleneck_too_narrow_for_its_groups_is_refused():
+    # Found by the property test: width 4 with width_per_group 8 leaves int(4 * 8 / 64) = 0 channels.
+    err = error_of(parse_spec, {"stem": "imagenet", "block": "bottleneck", "width_per_group": 8,
+                                "stages": [{"depth": 1, "width": 4}]})
+    assert err.path == "stages[0].width_per_group" and "= 0" in str(err)
