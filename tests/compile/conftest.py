@@ -1,0 +1,40 @@
+"""Shared helpers for the compiler tests: the spec library, its golden table, tiny inputs."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+SPECS = Path(__file__).resolve().parents[2] / "specs"
+NOT_SPECS = {"spaces", "suites"}  # search spaces and suites are other file kinds
+
+
+def spec_files() -> list[Path]:
+    """Every architecture spec in the library (what golden.yaml must cover)."""
+    return sorted(p for p in SPECS.rglob("*.y*ml")
+                  if p.name != "golden.yaml" and p.relative_to(SPECS).parts[0] not in NOT_SPECS)
+
+
+def spec_id(path: Path) -> str:
+    return path.relative_to(SPECS).as_posix()
+
+
+def golden() -> dict[str, dict[str, int]]:
+    return yaml.safe_load((SPECS / "golden.yaml").read_text())
+
+
+def n_params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.fixture(autouse=True)
+def _seeded_single_thread():
+    """Seeded, and one intra-op thread: these nets are tiny, and on a shared 2-core machine
+    OpenMP threads waiting on each other cost far more than they save."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    yield
+    torch.set_num_threads(threads)
