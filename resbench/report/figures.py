@@ -43,12 +43,16 @@ STATUS_COLORS = {"completed": "#1f77b4", "pruned": "#7f7f7f", "diverged": "#ff7f
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22", "#17becf")
 
-PARETO_AXES = {
-    "macs": ("macs", "MACs per image", 1e6, "millions"),
-    "params": ("params", "parameters", 1e6, "millions"),
-    "latency": ("latency_ms_b1", "latency at batch 1", 1.0, "ms per image"),
+METRIC_AXES = {
+    "best_val_acc": ("best validation accuracy", 0.01, "%"),
+    "macs": ("MACs per image", 1e6, "millions"),
+    "params": ("parameters", 1e6, "millions"),
+    "latency_ms_b1": ("latency at batch 1", 1.0, "ms per image"),
 }
-"""``--pareto-x`` choice → (column, axis name, divisor, unit)."""
+"""Trial metric column → (axis name, divisor, unit after dividing)."""
+
+PARETO_AXES = {"macs": "macs", "params": "params", "latency": "latency_ms_b1"}
+"""``--pareto-x`` choice → trial metric column."""
 
 
 @dataclass
@@ -287,7 +291,8 @@ def pareto_front(points: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
 @styled
 def pareto(trials: pd.DataFrame, x: str = "macs", color_by: str = "shortcut") -> Plot:
     """Best validation accuracy against cost, one point per spec, with the Pareto front."""
-    column, name, scale, unit = PARETO_AXES[x]
+    column = PARETO_AXES[x]
+    name, scale, unit = METRIC_AXES[column]
     done = completed(trials)
     if column not in done or not done[column].notna().any():
         raise NotAvailable(f"no completed trial has a measured {name} ({column})")
@@ -379,49 +384,50 @@ def edf(population: pd.DataFrame, choices: list[str]) -> Plot:
 
 
 @styled
-def optimisation_history(search: pd.DataFrame, name: str) -> Plot:
+def optimisation_history(search: pd.DataFrame, name: str, metric: str = "best_val_acc",
+                         direction: str = "maximize") -> Plot:
     """Each trial's objective by trial number, the best-so-far line, unfinished trials marked.
 
     Drawn from the records alone, so it works for the Optuna and the Ray runner. Trials with no
-    accuracy (failed, infeasible) are marked along the bottom edge.
+    value (failed, infeasible) are marked along the bottom edge.
     """
     from matplotlib.ticker import MaxNLocator
     from matplotlib.transforms import blended_transform_factory
     data = search.dropna(subset=["search.trial_number"]).sort_values("search.trial_number")
     if not len(data):
         raise NotAvailable("no trial carries a search trial number")
+    label, scale, unit = METRIC_AXES.get(metric, (metric, 1.0, "as recorded"))
+    value = data[metric].astype(float) / scale
     fig, (ax,) = _figure(width=6.0, height=3.4)
     bottom = blended_transform_factory(ax.transData, ax.transAxes)
     for status in [s for s in STATUSES if s in set(data["status"])]:
-        rows = data[data["status"] == status]
-        scored = rows.dropna(subset=["best_val_acc"])
-        unscored = rows[rows["best_val_acc"].isna()]
-        if len(scored):
-            ax.scatter(scored["search.trial_number"], 100 * scored["best_val_acc"].astype(float),
-                       marker=STATUS_MARKERS[status], color=STATUS_COLORS[status], s=20,
-                       label=f"{status} ({len(rows)})")
-        if len(unscored):
-            ax.scatter(unscored["search.trial_number"], [0.02] * len(unscored),
-                       transform=bottom, marker=STATUS_MARKERS[status],
-                       color=STATUS_COLORS[status], s=20, clip_on=False,
-                       label=None if len(scored) else f"{status} ({len(rows)})")
-    done = data[data["status"] == "completed"].dropna(subset=["best_val_acc"])
-    if len(done):
-        best = 100 * done["best_val_acc"].astype(float).cummax()
-        ax.plot(done["search.trial_number"], best, drawstyle="steps-post", color="black",
-                linewidth=1.2, label="best so far")
-    ax.set(xlabel="trial number", ylabel="best validation accuracy (%)",
+        rows = data["status"] == status
+        scored, unscored = rows & value.notna(), rows & value.isna()
+        style = dict(marker=STATUS_MARKERS[status], color=STATUS_COLORS[status], s=20)
+        if scored.any():
+            ax.scatter(data.loc[scored, "search.trial_number"], value[scored],
+                       label=f"{status} ({int(rows.sum())})", **style)
+        if unscored.any():
+            ax.scatter(data.loc[unscored, "search.trial_number"], [0.02] * int(unscored.sum()),
+                       transform=bottom, clip_on=False,
+                       label=None if scored.any() else f"{status} ({int(rows.sum())})", **style)
+    done = (data["status"] == "completed") & value.notna()
+    if done.any():
+        best = value[done].cummax() if direction == "maximize" else value[done].cummin()
+        ax.plot(data.loc[done, "search.trial_number"], best, drawstyle="steps-post",
+                color="black", linewidth=1.2, label="best so far")
+    ax.set(xlabel="trial number", ylabel=f"{label} ({unit})",
            title=f"Optimisation history: {name}")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(frameon=False, loc="best")
-    caption = ("Objective (best validation accuracy) of every trial by trial number, with the "
-               "best completed value so far; trials with no accuracy are marked on the bottom "
-               "edge.")
+    caption = (f"Objective ({label}, {direction}d) of every trial by trial number, with the "
+               f"best completed value so far; trials with no value are marked on the bottom "
+               f"edge.")
     return Plot(f"history_{slug(name)}", fig, f"Optimisation history: {name}", caption)
 
 
 @styled
-def importances(values: dict[str, float], name: str, evaluator: str) -> Plot:
+def importances(values: dict[str, float], name: str, computed_by: str) -> Plot:
     """Hyperparameter importances of an Optuna study as a horizontal bar chart."""
     if not values:
         raise NotAvailable("Optuna returned no importances")
@@ -430,8 +436,8 @@ def importances(values: dict[str, float], name: str, evaluator: str) -> Plot:
     ax.barh([k for k, _ in items], [v for _, v in items], color="#1f77b4")
     ax.set(xlabel="importance (normalised, sums to 1)", ylabel="hyperparameter",
            title=f"Parameter importances: {name}")
-    caption = (f"Importance of each searched parameter for the objective, from Optuna's "
-               f"{evaluator} over the study's completed trials.")
+    caption = (f"Importance of each searched parameter, from Optuna's {computed_by}, over the "
+               f"study's completed trials.")
     return Plot(f"importances_{slug(name)}", fig, f"Parameter importances: {name}", caption)
 
 

@@ -98,6 +98,21 @@ class Experiment:
     def kind(self) -> str:
         return str(self.manifest.get("kind", "unknown"))
 
+    @property
+    def search(self) -> dict[str, Any]:
+        """The manifest's ``search`` entry (runner, objectives, study...), empty for a suite."""
+        entry = self.manifest.get("search")
+        return entry if isinstance(entry, dict) else {}
+
+    @property
+    def objectives(self) -> list[str]:
+        """The search's objective names, first the one histories and importances follow."""
+        return [str(o) for o in self.search.get("objectives") or []]
+
+    @property
+    def study_name(self) -> str:
+        return str(self.search.get("study") or self.name)
+
 
 def fmt_num(value: Any, digits: int = 3) -> str:
     """A number for a table cell: empty for missing, whole numbers without decimals."""
@@ -285,7 +300,13 @@ def searches(experiments: list[Experiment], trials: pd.DataFrame, figure_dir: Pa
             section.blocks.append(Missing("its records carry no search trial numbers",
                                           f"the optimisation history of {exp.name}"))
         else:
-            section.add_plot(figures.optimisation_history, figure_dir, these, exp.name)
+            try:
+                metric, direction = objective_metric(exp)
+            except NotAvailable as e:
+                section.blocks.append(Missing(str(e), f"the optimisation history of {exp.name}"))
+            else:
+                section.add_plot(figures.optimisation_history, figure_dir, these, exp.name,
+                                 metric, direction)
         try:
             values, evaluator, note = study_importances(exp)
         except NotAvailable as e:
@@ -297,23 +318,31 @@ def searches(experiments: list[Experiment], trials: pd.DataFrame, figure_dir: Pa
     return section.finish()
 
 
-def study_importances(exp: Experiment) -> tuple[dict[str, float], str, str]:
-    """Parameter importances of the experiment's Optuna study, read without writing to it.
+def objective_metric(exp: Experiment) -> tuple[str, str]:
+    """The trial column and direction of the search's first objective (validation accuracy
+    when the manifest names none), as ``resbench.search`` defines its objectives."""
+    from resbench.search.objectives import OBJECTIVES
 
-    Returns (importances, evaluator name, a note of any Optuna warning). Raises NotAvailable
-    with a sentence when there is no study or too few varied completed trials.
+    name = exp.objectives[0] if exp.objectives else "val_acc"
+    if name not in OBJECTIVES:
+        raise NotAvailable(f"its objective {name!r} is not one of {', '.join(OBJECTIVES)}")
+    return OBJECTIVES[name].metric, OBJECTIVES[name].direction
+
+
+def study_importances(exp: Experiment) -> tuple[dict[str, float], str, str]:
+    """Parameter importances for the search's first objective, read from its Optuna study
+    without writing to it.
+
+    Returns (importances, what they were computed for, a note of any Optuna warning). Raises
+    NotAvailable with a sentence when there is no study or too few varied completed trials.
     """
-    study_info = exp.manifest.get("study")
-    if not isinstance(study_info, dict) or not study_info.get("storage"):
-        raise NotAvailable("this search has no Optuna study (a Ray search, or no storage "
-                           "recorded in its manifest)")
-    storage = _storage_url(str(study_info["storage"]), exp.folder)
+    storage = _storage_url(exp)
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         rdb = optuna.storages.RDBStorage(storage, skip_table_creation=True)
-        study = optuna.load_study(study_name=study_info.get("name"), storage=rdb)
+        study = optuna.load_study(study_name=exp.study_name, storage=rdb)
         done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         if len(done) < 2:
             raise NotAvailable(f"the study has {len(done)} completed trial(s); importances "
@@ -322,28 +351,33 @@ def study_importances(exp: Experiment) -> tuple[dict[str, float], str, str]:
                   if any(u.params.get(k) != v for u in done)}
         if not varied:
             raise NotAvailable("no parameter takes two values among the completed trials")
-        evaluator = optuna.importance.PedAnovaImportanceEvaluator()
+        target = None
+        if len(study.directions) > 1:  # PED-ANOVA rewards low targets: negate a maximised one
+            sign = -1.0 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else 1.0
+            target = lambda t: sign * t.values[0]  # noqa: E731
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            values = optuna.importance.get_param_importances(study, evaluator=evaluator)
+            values = optuna.importance.get_param_importances(
+                study, evaluator=optuna.importance.PedAnovaImportanceEvaluator(), target=target)
     except NotAvailable:
         raise
     except Exception as e:  # noqa: BLE001 - any Optuna/SQL failure becomes a sentence, not a crash
         raise NotAvailable(f"Optuna could not compute them ({type(e).__name__}: {e})") from None
-    note = " ".join(str(w.message) for w in caught)
-    return ({k: float(v) for k, v in values.items()}, "PED-ANOVA evaluator",
-            f"Optuna warned: {note}" if note else "")
+    notes = [str(w.message) for w in caught if "to achieve low `target`" not in str(w.message)]
+    objective = exp.objectives[0] if exp.objectives else "the objective"
+    return ({k: float(v) for k, v in values.items()},
+            f"PED-ANOVA evaluator, for {objective}",
+            f"Optuna warned: {' '.join(notes)}" if notes else "")
 
 
-def _storage_url(url: str, folder: Path) -> str:
-    """The study's storage URL; a moved results folder's own ``study.db`` is used instead."""
-    prefix = "sqlite:///"
-    if not url.startswith(prefix):
-        return url
-    path = Path(url[len(prefix):])
-    if path.is_file():
-        return url
-    local = folder / "study.db"
-    if local.is_file():
-        return prefix + str(local.resolve())
-    raise NotAvailable(f"its study database {path} does not exist (nor {local})")
+def _storage_url(exp: Experiment) -> str:
+    """The study's storage: the manifest's URL if it records one, else the folder's study.db."""
+    url = exp.search.get("storage")
+    if url:
+        return str(url)
+    local = exp.folder / "study.db"
+    if not local.is_file():
+        runner = exp.search.get("runner")
+        raise NotAvailable(f"this {runner + ' ' if runner else ''}search has no Optuna study "
+                           f"({local} does not exist)")
+    return f"sqlite:///{local.resolve()}"

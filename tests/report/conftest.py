@@ -18,7 +18,13 @@ def results(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def report(results, tmp_path_factory):
+def results_before_report(results) -> dict[Path, int]:
+    """Every file under the results root with its modification time, before any report."""
+    return {p: p.stat().st_mtime_ns for p in results.rglob("*")}
+
+
+@pytest.fixture(scope="session")
+def report(results, results_before_report, tmp_path_factory):
     """The report comparing both folders."""
     from resbench.report import make_report
 

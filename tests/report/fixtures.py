@@ -178,6 +178,15 @@ def write_search(root: Path, name: str = "space") -> Path:
         value = record["metrics"].get("best_val_acc") if status == "completed" else None
         study.add_trial(optuna.trial.create_trial(
             params=params, distributions=distributions, value=value, state=states[status]))
-    store.write_manifest({"kind": "search", "study": {"storage": storage, "name": name},
-                          "space": {k: repr(v) for k, v in distributions.items()}})
+    store.write_manifest(search_manifest(name, "optuna"))
+    return store.path
+
+
+def search_manifest(study: str, runner: str, objectives: tuple[str, ...] = ("val_acc",)
+                    ) -> dict[str, Any]:
+    """A manifest as ``resbench.search.SearchConfig.manifest()`` writes it."""
+    return {"kind": "search", "space_file": "space.yaml", "space": {},
+            "search": {"runner": runner, "objectives": list(objectives), "trials": 14,
+                       "sampler": "tpe", "pruner": "median", "max_params": None,
+                       "max_macs": None, "seed": 0, "sampler_seed": 0, "study": study}}
     return store.path

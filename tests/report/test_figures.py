@@ -133,6 +133,47 @@ def test_optimisation_history_marks_every_status(data):
     assert list(best.get_ydata()) == sorted(best.get_ydata())
 
 
+def test_optimisation_history_follows_a_minimised_objective(data):
+    trials, _, _ = data
+    space = trials[trials["experiment"] == "space"]
+    plot = _labelled(figures.optimisation_history(space, "space", "macs", "minimize"))
+    (ax,) = plot.figure.axes
+    assert ax.get_ylabel() == "MACs per image (millions)"
+    (best,) = ax.get_lines()
+    done = space[(space["status"] == "completed")]
+    assert best.get_ydata()[-1] == pytest.approx(done["macs"].min() / 1e6)
+    assert list(best.get_ydata()) == sorted(best.get_ydata(), reverse=True)
+
+
+def test_importances_of_a_multi_objective_study(tmp_path):
+    """Importances follow the first objective, maximised: they equal those of a single-objective
+    maximising study of the same values (PED-ANOVA minimises, so the target must be negated)."""
+    import optuna
+
+    from tests.report.fixtures import search_manifest
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    multi = optuna.create_study(study_name="multi", storage=f"sqlite:///{tmp_path / 'study.db'}",
+                                directions=["maximize", "minimize"])
+    single = optuna.create_study(direction="maximize")
+    dist = {"depth": optuna.distributions.IntDistribution(8, 56),
+            "noise": optuna.distributions.FloatDistribution(0, 1)}
+    for i in range(16):  # accuracy rises with depth to 40; among deeper nets "noise" decides
+        depth, noise = 8 + 3 * i, (i * 7 % 16) / 16
+        acc = 0.5 + depth / 100 if depth < 40 else 0.9 - (depth - 40) / 100 + noise / 5
+        params = {"depth": depth, "noise": noise}
+        multi.add_trial(optuna.trial.create_trial(params=params, distributions=dist,
+                                                  values=[acc, noise]))
+        single.add_trial(optuna.trial.create_trial(params=params, distributions=dist, value=acc))
+    exp = Experiment("multi", tmp_path, search_manifest("multi", "optuna", ("val_acc", "macs")))
+    values, computed_by, note = study_importances(exp)
+    reference = optuna.importance.get_param_importances(
+        single, evaluator=optuna.importance.PedAnovaImportanceEvaluator())
+    assert values == pytest.approx(reference)
+    assert values["noise"] > 0.3  # minimising accuracy instead would credit depth alone
+    assert computed_by == "PED-ANOVA evaluator, for val_acc" and note == ""
+
+
 def test_importances_from_the_optuna_study(results):
     store = Store(results / "space")
     values, evaluator, _ = study_importances(Experiment("space", store.path, store.read_manifest()))

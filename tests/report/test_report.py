@@ -12,7 +12,7 @@ from PIL import Image
 
 from resbench.report import make_report
 from resbench.report.sections import FigureRef, Missing, Table
-from tests.report.fixtures import make_record, make_spec, write_suite
+from tests.report.fixtures import make_record, make_spec, search_manifest, write_suite
 
 SECTIONS = ["overview", "leaderboard", "status", "curves", "degradation", "gradient_flow",
             "pareto", "edf", "search", "ablations"]
@@ -166,22 +166,21 @@ def test_search_without_usable_study_degrades_to_a_sentence(tmp_path):
                     value=record["metrics"].get("best_val_acc"),
                     state=optuna.trial.TrialState.COMPLETE if n == 0 else
                     optuna.trial.TrialState.FAIL))
-    ray.write_manifest({"kind": "search"})
-    opt.write_manifest({"kind": "search", "study": {"storage": storage, "name": "opt"}})
+    ray.write_manifest(search_manifest("ray", "ray"))
+    opt.write_manifest(search_manifest("opt", "optuna"))
     result = make_report([ray.path, opt.path], tmp_path / "out")
     search = next(s for s in result.sections if s.id == "search")
     figures = [b for b in search.blocks if isinstance(b, FigureRef)]
     missing = [b.text() for b in search.blocks if isinstance(b, Missing)]
     assert sorted(f.path.name for f in figures) == ["history_opt.png", "history_ray.png"]
-    assert any("importances of ray" in m and "no Optuna study" in m for m in missing)
+    assert any("importances of ray" in m and "ray search has no Optuna study" in m
+               for m in missing)
     assert any("importances of opt" in m and "1 completed trial" in m for m in missing)
 
 
-def test_report_reads_without_writing_to_results(results, report):
-    before = {p: p.stat().st_mtime_ns for p in results.rglob("*")}
-    make_report([results], report.out_dir.parent / "again")
+def test_report_reads_without_writing_to_results(results, results_before_report, report):
     after = {p: p.stat().st_mtime_ns for p in results.rglob("*")}
-    assert after == before
+    assert after == results_before_report
 
 
 def test_partial_results_without_manifest(tmp_path):
