@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from resbench.report.tables import STATUSES, NotAvailable, completed
+from resbench.report.tables import STATUSES, NotAvailable, completed, spec_id
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -152,8 +152,8 @@ def training_curves(trials: pd.DataFrame, curves: pd.DataFrame, group_by: str) -
     drawn on its own in its status's line style, so pruned and diverged runs stay visible.
     """
     from matplotlib.ticker import MaxNLocator
-    data = _with_trials(curves, trials, ["experiment", "spec_name", "spec_key", "status",
-                                         "seed", group_by])
+    data = _with_trials(curves, trials, ["experiment", "spec_name", "spec_key", "recipe_variant",
+                                         "status", "seed", group_by])
     if not len(data):
         raise NotAvailable("no trial has per-epoch curves yet")
     values = _sorted_values(data[group_by].astype(object).where(data[group_by].notna(), "n/a"))
@@ -161,7 +161,7 @@ def training_curves(trials: pd.DataFrame, curves: pd.DataFrame, group_by: str) -
     colors = group_colors(values, group_by)
     fig, (loss_ax, acc_ax) = _figure(ncols=2)
     done = data[data["status"] == "completed"]
-    for (_, _, value), spec in done.groupby(["experiment", "spec_key", group_by], sort=False):
+    for (*_, value), spec in done.groupby([*spec_id(done), group_by], sort=False):
         mean = spec.groupby("epoch")[["train_loss", "val_acc"]].mean()
         loss_ax.plot(mean.index, mean["train_loss"], color=colors[value])
         acc_ax.plot(mean.index, 100 * mean["val_acc"], color=colors[value])
@@ -178,7 +178,7 @@ def training_curves(trials: pd.DataFrame, curves: pd.DataFrame, group_by: str) -
     for ax in (loss_ax, acc_ax):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     _legend(acc_ax, colors, group_by, sorted(set(rest["status"])))
-    seeds = int(done.groupby(["experiment", "spec_key"])["seed"].nunique().max()) if len(done) else 0
+    seeds = int(done.groupby(spec_id(done))["seed"].nunique().max()) if len(done) else 0
     caption = (f"Training loss (left, log scale) and validation accuracy (right) per epoch, one "
                f"solid line per spec (mean over up to {seeds} seed(s)), coloured by {group_by}")
     if len(rest):
@@ -243,14 +243,14 @@ def degradation(trials: pd.DataFrame) -> Plot:
 @styled
 def gradient_flow(trials: pd.DataFrame, grad: pd.DataFrame) -> Plot:
     """The per-block gradient norm profile of each spec, input to output, plain nets in red."""
-    data = _with_trials(grad, trials, ["experiment", "spec_name", "spec_key", "shortcut",
-                                       "depth", "status"])
+    data = _with_trials(grad, trials, ["experiment", "spec_name", "spec_key", "recipe_variant",
+                                       "shortcut", "depth", "status"])
     data = data[data["grad_norm"].notna()]
     if not len(data):
         raise NotAvailable("no trial recorded per-block gradient norms (the recipe's "
                            "gradient-probe steps may be 0)")
     fig, (ax,) = _figure(width=6.0, height=3.6)
-    specs = data.groupby(["experiment", "spec_key"], sort=False)
+    specs = data.groupby(spec_id(data), sort=False)
     order = sorted(specs.groups, key=lambda k: (str(specs.get_group(k)["shortcut"].iloc[0]),
                                                 float(specs.get_group(k)["depth"].iloc[0])))
     depths = sorted(data["depth"].dropna().unique())
@@ -299,7 +299,7 @@ def pareto(trials: pd.DataFrame, x: str = "macs", color_by: str = "shortcut") ->
     if color_by not in done:
         color_by = "shortcut"
     points = (done.dropna(subset=[column, "best_val_acc"])
-              .groupby(["experiment", "spec_key"], sort=False)
+              .groupby(spec_id(done), sort=False)
               .agg(spec_name=("spec_name", "first"), group=(color_by, "first"),
                    cost=(column, "mean"), acc=("best_val_acc", "mean"))
               .reset_index())

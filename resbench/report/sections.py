@@ -160,10 +160,14 @@ def leaderboard(board: pd.DataFrame, several_experiments: bool) -> Section:
 
     section = Section("leaderboard", "Leaderboard")
     rows = []
+    variants = "recipe_variant" in board and board["recipe_variant"].astype(bool).any()
     for _, r in board.head(LEADERBOARD_ROWS).iterrows():
         row = {"experiment": r["experiment"]} if several_experiments else {}
+        row["spec"] = r["spec_name"]
+        if variants:
+            row["recipe"] = r["recipe_variant"]
         row.update({
-            "spec": r["spec_name"], "block": r["block"], "shortcut": r["shortcut"],
+            "block": r["block"], "shortcut": r["shortcut"],
             "depth": fmt_num(r["depth"]), "width": fmt_num(r["width"]),
             "params (M)": fmt_num(r["params"] / 1e6 if pd.notna(r["params"]) else None),
             "MACs (M)": fmt_num(r["macs"] / 1e6 if pd.notna(r["macs"]) else None),
@@ -179,9 +183,11 @@ def leaderboard(board: pd.DataFrame, several_experiments: bool) -> Section:
     shown = "" if len(board) <= LEADERBOARD_ROWS else (
         f" The top {LEADERBOARD_ROWS} of {len(board)} are shown; leaderboard.csv has all.")
     section.blocks.append(Table(pd.DataFrame(rows), (
-        "One row per architecture, sorted by best validation accuracy; accuracies and loss are "
+        "One row per architecture and recipe, sorted by best validation accuracy; accuracies "
+        "and loss are "
         "mean ± std (sample std) over the n completed seeds, cost columns are per "
-        "architecture, and status counts every trial." + shown)))
+        "architecture, recipe lists the training settings that differ between rows, and "
+        "status counts every trial." + shown)))
     return section
 
 

@@ -44,7 +44,28 @@ class NotAvailable(Exception):
 
 def spec_groups(df: pd.DataFrame) -> list[str]:
     """Columns that identify one spec under one recipe: its rows differ only by seed."""
-    return [c for c in ("experiment", "spec_name", "spec_key") if c in df.columns]
+    return [c for c in ("experiment", "spec_name", "spec_key", "recipe_variant")
+            if c in df.columns]
+
+
+def spec_id(df: pd.DataFrame) -> list[str]:
+    """The shortest such key: experiment, architecture hash and recipe variant."""
+    return [c for c in ("experiment", "spec_key", "recipe_variant") if c in df.columns]
+
+
+def with_recipe_variant(df: pd.DataFrame) -> pd.DataFrame:
+    """Add ``recipe_variant``: the recipe fields that vary across the trials, as ``lr=0.05``.
+
+    A suite's overrides (or a search's sampled learning rate) train one architecture under
+    several recipes; each is its own leaderboard row, never averaged with the others.
+    """
+    varying = [c for c in recipe_columns(df) if df[c].map(repr).nunique() > 1]
+    if not varying:
+        return df.assign(recipe_variant="")
+    names = {c: c.removeprefix("recipe.") for c in varying}
+    labels = [", ".join(f"{names[c]}={row[c]}" for c in varying)
+              for row in df[varying].to_dict("records")]
+    return df.assign(recipe_variant=labels)
 
 
 def recipe_columns(df: pd.DataFrame) -> list[str]:
@@ -159,9 +180,9 @@ def paired_ablations(df: pd.DataFrame) -> pd.DataFrame:
 def _pair_rows(group: pd.DataFrame, field: str, a, b) -> list[dict]:
     """The comparison of each spec with value ``a`` against each with ``b``, on shared seeds."""
     rows = []
-    specs = ["experiment", "spec_key"]
-    for (exp_a, _), trials_a in group[group[field] == a].groupby(specs, sort=False):
-        for (exp_b, _), trials_b in group[group[field] == b].groupby(specs, sort=False):
+    specs = spec_id(group)
+    for (exp_a, *_), trials_a in group[group[field] == a].groupby(specs, sort=False):
+        for (exp_b, *_), trials_b in group[group[field] == b].groupby(specs, sort=False):
             left = trials_a.drop_duplicates("seed").set_index("seed")
             right = trials_b.drop_duplicates("seed").set_index("seed")
             seeds = left.index.intersection(right.index)

@@ -98,3 +98,24 @@ def test_no_pair_across_recipes(trials):
         a = space[space["spec_name"] == row["spec_a"]]["recipe.optimizer.lr"].iloc[0]
         b = space[space["spec_name"] == row["spec_b"]]["recipe.optimizer.lr"].iloc[0]
         assert a == b
+
+
+def test_one_architecture_under_two_recipes_is_two_rows(tmp_path):
+    """A suite override (here the learning rate) is never averaged into the same row."""
+    from resbench.store import Store
+    from tests.report.fixtures import make_record, make_spec
+
+    store = Store(tmp_path / "lr")
+    spec = make_spec("plain8", "none", 8)
+    for lr in (0.1, 0.02):
+        for seed in (0, 1):
+            store.write_record(make_record("lr", spec, seed, lr=lr))
+    trials = tables.with_recipe_variant(load(store.path))
+    board = tables.leaderboard(trials).set_index("recipe_variant")
+    assert sorted(board.index) == ["optimizer.lr=0.02", "optimizer.lr=0.1"]
+    for lr in (0.1, 0.02):
+        these = trials[trials["recipe.optimizer.lr"] == lr]
+        row = board.loc[f"optimizer.lr={lr}"]
+        assert row["completed"] == 2
+        assert _close(row["best_val_acc_mean"], statistics.fmean(these["best_val_acc"]))
+    assert tables.paired_ablations(trials).empty  # same architecture: nothing to ablate
