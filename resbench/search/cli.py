@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+from typing import Any
 
 from resbench.search.config import SCHEDULERS, RayOptions, SearchConfig
 from resbench.search.objectives import OBJECTIVES, parse_objectives
@@ -47,30 +49,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> SearchConfig:
+    """Flags given on the command line override the space's ``search:`` section."""
     space = load_space(args.space)
-    s = space.settings
-    names = split_objectives(args.objective, path="--objective") if args.objective else s.objectives
-    objectives = parse_objectives(names, file=space.file if not args.objective else None,
-                                  path="search.objectives" if not args.objective else "--objective")
-    sampler = args.sampler or s.sampler or ("nsga2" if len(objectives) > 1 else "tpe")
-
-    def limit(flag: str | None, default: int | None, name: str) -> int | None:
-        return positive_int(flag, path=name) if flag is not None else default
-
-    return SearchConfig(
-        space=space, experiment=args.experiment or s.experiment or space.name,
-        objectives=objectives, trials=args.trials or s.trials, runner=args.runner,
-        sampler=sampler, pruner=args.pruner or s.pruner,
-        sampler_seed=args.sampler_seed if args.sampler_seed is not None else s.sampler_seed,
-        seed=args.seed if args.seed is not None else s.seed,
-        max_params=limit(args.max_params, s.max_params, "--max-params"),
-        max_macs=limit(args.max_macs, s.max_macs, "--max-macs"),
-        results_root=args.results, storage=args.storage, workers=args.workers,
+    given: dict[str, Any] = {}
+    if args.objective:
+        given["objectives"] = parse_objectives(split_objectives(args.objective, path="--objective"),
+                                               path="--objective")
+        if args.sampler is None and space.settings.sampler is None:
+            given["sampler"] = "nsga2" if len(given["objectives"]) > 1 else "tpe"
+    for flag, name in (("trials", "trials"), ("experiment", "experiment"), ("sampler", "sampler"),
+                       ("pruner", "pruner"), ("seed", "seed"), ("sampler_seed", "sampler_seed"),
+                       ("storage", "storage")):
+        if getattr(args, flag) is not None:
+            given[name] = getattr(args, flag)
+    for flag in ("max_params", "max_macs"):
+        if getattr(args, flag) is not None:
+            given[flag] = positive_int(getattr(args, flag), path="--" + flag.replace("_", "-"))
+    return SearchConfig.from_space(
+        space, runner=args.runner, results_root=Path(args.results), workers=args.workers,
         retries=args.retries, resume=args.resume, progress=not args.quiet,
         ray=RayOptions(address=args.address, cpus_per_trial=args.cpus_per_trial,
                        gpus_per_trial=args.gpus_per_trial, scheduler=args.scheduler,
                        reuse_actors=not args.no_reuse_actors,
-                       max_concurrent=args.max_concurrent))
+                       max_concurrent=args.max_concurrent), **given)
 
 
 def run(args: argparse.Namespace) -> int:

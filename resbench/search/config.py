@@ -64,6 +64,30 @@ class SearchConfig:
             self.space.grid()  # refuses continuous ranges with a located error
         experiment_dir(self.experiment, self.results_root)  # refuses names escaping results/
 
+    @classmethod
+    def from_space(cls, space: Space, **overrides: Any) -> SearchConfig:
+        """A config with the space's ``search:`` defaults; keyword arguments override them."""
+        from resbench.search.objectives import parse_objectives
+        from resbench.spec.space import split_objectives
+
+        s = space.settings
+        objectives = overrides.pop("objectives", None) or s.objectives
+        if isinstance(objectives, str):
+            objectives = split_objectives(objectives, path="objectives")
+        if not all(isinstance(o, Objective) for o in objectives):
+            objectives = parse_objectives(tuple(objectives), file=space.file,
+                                          path="search.objectives")
+        fields: dict[str, Any] = {
+            "experiment": s.experiment or space.name, "trials": s.trials,
+            "sampler": s.sampler or ("nsga2" if len(objectives) > 1 else "tpe"),
+            "pruner": s.pruner, "sampler_seed": s.sampler_seed, "seed": s.seed,
+            "max_params": s.max_params, "max_macs": s.max_macs}
+        unknown = set(overrides) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise TypeError(f"unknown search option(s): {', '.join(sorted(unknown))}")
+        fields.update(overrides)
+        return cls(space=space, objectives=objectives, **fields)
+
     @property
     def path(self) -> Path:
         return experiment_dir(self.experiment, self.results_root)

@@ -54,7 +54,9 @@ def make_sampler(config: SearchConfig) -> optuna.samplers.BaseSampler:
     if config.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if config.sampler == "grid":
-        return optuna.samplers.GridSampler(optuna_grid(config), seed=seed)
+        from resbench.search._grid import AskTellGridSampler
+
+        return AskTellGridSampler(optuna_grid(config), seed=seed)
     if config.sampler == "nsga2":
         population = max(4, min(50, config.trials // 4))
         return optuna.samplers.NSGAIISampler(population_size=population, seed=seed)

@@ -23,10 +23,17 @@ class Progress:
     def __init__(self, name: str, total: int, stream: TextIO | None = None,
                  enabled: bool = True) -> None:
         self.name, self.total, self.enabled = name, total, enabled
-        self.stream = stream or sys.stderr
-        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self._stream = stream  # None: sys.stderr, looked up when writing (keeps this picklable)
         self.last = ""
         self.started = time.monotonic()
+
+    @property
+    def stream(self) -> TextIO:
+        return self._stream or sys.stderr
+
+    @property
+    def tty(self) -> bool:
+        return hasattr(self.stream, "isatty") and self.stream.isatty()
 
     def update(self, counts: Mapping[str, int], best: str) -> None:
         line = progress_line(self.name, self.total, counts, best)

@@ -1,0 +1,363 @@
+"""The Ray Tune runner: Optuna as the searcher, ASHA as the scheduler, one function trainable
+per trial calling ``run_trial``, and a per-epoch checkpoint so trials can pause, move and retry.
+
+How it fits the rest:
+
+* The searcher is :class:`StoredOptunaSearch`, Ray's ``OptunaSearch`` over the space's
+  define-by-run function, with its study kept in the experiment's SQLite file (as the local
+  runner's is), so the searcher's history survives a killed driver even if Tune's pickled copy
+  of it did not. It also tells Optuna the truth about each trial: stopped by the scheduler →
+  *pruned* (upstream tells those as *complete* with their last value), infeasible → *pruned*,
+  an error after all retries → *failed*.
+* The trainable checks the cost constraints and the results store before training, reports the
+  metric each epoch (except the last, so ASHA's stop at ``max_t`` never cuts off the end of
+  ``run_trial``) with the epoch's checkpoint, and writes the final record itself.
+* :class:`RecordWriter`, a driver-side callback, writes the records the trainable cannot: trials
+  stopped by the scheduler (with their curves so far) and trials that failed after retries. It
+  also writes every final record again, so a cluster without a shared file system still gets
+  all records on the driver.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from resbench.errors import UserError
+from resbench.search.candidate import DataCache, make_candidate, search_info, untrained_record
+from resbench.search.config import SearchConfig, SearchResult
+from resbench.search.local import REUSABLE, finish, reusable_record
+from resbench.search.optuna_study import (
+    DISCARDED,
+    TrialSampler,
+    counts,
+    describe_best,
+    make_sampler,
+    open_study,
+    storage,
+)
+from resbench.search.progress import Progress
+from resbench.store import canonical_json
+
+RUNNER = "ray"
+TUNE_NAME = "tune"
+_CACHE = DataCache()  # per worker process: reused actors load each data set once
+
+
+# ----- the space, seen from Optuna inside Ray ------------------------------------------------
+
+class DefineByRun:
+    """Samples the space on Optuna's trial; the point rides along in the Tune config."""
+
+    def __init__(self, config: SearchConfig) -> None:
+        self.config = config
+
+    def __call__(self, ot_trial: Any) -> dict[str, Any]:
+        spec, recipe, params = self.config.space.sample(TrialSampler(ot_trial))
+        params = json.loads(canonical_json(params))
+        ot_trial.set_user_attr("params", params)
+        return {"point": {"spec": spec, "recipe": recipe, "params": params,
+                          "trial_number": ot_trial.number}}
+
+
+def _searcher_class() -> type:
+    """:class:`StoredOptunaSearch`, defined on first use so that ray is imported lazily."""
+    from optuna.trial import TrialState
+    from ray.tune.search.optuna import OptunaSearch
+
+    class StoredOptunaSearch(OptunaSearch):
+        """OptunaSearch that records outcomes faithfully (see the module docstring)."""
+
+        def __init__(self, config: SearchConfig) -> None:
+            metrics = [o.name for o in config.objectives]
+            modes = [o.mode for o in config.objectives]
+            multi = len(metrics) > 1
+            super().__init__(DefineByRun(config), metric=metrics if multi else metrics[0],
+                             mode=modes if multi else modes[0], sampler=make_sampler(config),
+                             study_name=config.study_name, storage=storage(config))
+            self.objectives = config.objectives
+
+        def suggest(self, trial_id: str) -> dict | None:
+            point = super().suggest(trial_id)
+            self._ot_trials[trial_id].set_user_attr("tune_trial_id", trial_id)
+            return point
+
+        def on_trial_result(self, trial_id: str, result: dict) -> None:
+            ot_trial = self._ot_trials.get(trial_id)
+            value = result.get(self.objectives[0].name)
+            if (ot_trial is None or isinstance(self.metric, list) or "epoch" not in result
+                    or value is None or trial_id in self._completed_trials):
+                return
+            ot_trial.report(float(value), int(result["epoch"]))
+
+        def on_trial_complete(self, trial_id: str, result: dict | None = None,
+                              error: bool = False) -> None:
+            ot_trial = self._ot_trials.get(trial_id)
+            if ot_trial is None or trial_id in self._completed_trials:
+                return
+            result = result or {}
+            status = result.get("status") if result.get("final") else "pruned"
+            if error:
+                status = "failed"
+            ot_trial.set_user_attr("status", status)
+            if result.get("key"):
+                ot_trial.set_user_attr("key", result["key"])
+            if result.get("cached"):
+                ot_trial.set_user_attr("cached", True)
+            values = [result.get(o.name) for o in self.objectives]
+            if status in ("pruned", "infeasible"):
+                self._ot_study.tell(ot_trial, state=TrialState.PRUNED)
+            elif status == "failed" or any(v is None for v in values):
+                self._ot_study.tell(ot_trial, state=TrialState.FAIL)
+            else:
+                self._ot_study.tell(ot_trial, values if len(values) > 1 else values[0])
+            self._completed_trials.add(trial_id)
+
+    return StoredOptunaSearch
+
+
+# ----- the trainable -------------------------------------------------------------------------
+
+def trainable(tune_config: dict[str, Any], config: SearchConfig) -> None:
+    """One trial inside a Ray worker: check, dedupe, train from the last checkpoint, record."""
+    import ray
+    from ray import tune
+
+    from resbench.train.trial import CHECKPOINT, run_trial
+
+    logging.getLogger("ray.train").setLevel(logging.WARNING)  # one line per checkpoint otherwise
+    point = tune_config["point"]
+    cand = make_candidate(config, point["spec"], point["recipe"], point["params"], _CACHE)
+    info = search_info(RUNNER, config, point["trial_number"], point["params"])
+    context = ray.get_runtime_context()
+    info["ray"] = {"node_id": context.get_node_id(), "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
+                   "started": time.time()}
+    store = config.store
+
+    def final(record: dict[str, Any], cached: bool = False) -> None:
+        info["ray"]["finished"] = time.time()
+        record.setdefault("search", info)
+        tune.report({**{o.name: o.value(record) for o in config.objectives},
+                     "status": record["status"], "final": True, "cached": cached,
+                     "key": cand.key, "record": canonical_json(record)})
+
+    if not cand.feasible:
+        record = untrained_record(config, cand, "infeasible", "; ".join(cand.violations), info)
+        store.write_record(record)
+        return final(record)
+    prior = reusable_record(store, cand.key)
+    if prior is not None:
+        return final(prior, cached=True)
+
+    work = Path(tempfile.mkdtemp(prefix=f"resbench-{cand.key}-"))
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:  # a retry, a restored search or a migrated trial
+        with checkpoint.as_directory() as d:
+            if (Path(d) / CHECKPOINT).is_file():
+                shutil.copy(Path(d) / CHECKPOINT, work / CHECKPOINT)
+    curves: list[dict[str, Any]] = []
+    metric = config.objectives[0].per_epoch
+
+    def reporter(epoch: int, row: dict[str, float]) -> bool:
+        curves.append(dict(row))
+        if epoch >= cand.recipe.epochs:
+            return False  # the last epoch is reported with the final record
+        partial = untrained_record(config, cand, "pruned", f"stopped after epoch {epoch}", info,
+                                   curves)
+        tune.report({**row, "epoch": epoch, config.objectives[0].name: row.get(metric),
+                     "final": False, "key": cand.key, "record": canonical_json(partial)},
+                    checkpoint=tune.Checkpoint.from_directory(work))
+        return False
+
+    try:
+        record = run_trial(cand.spec, cand.recipe, cand.seed, data=cand.data, reporter=reporter,
+                           checkpoint_dir=work, experiment=config.experiment)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if record["status"] == "failed":
+        # Let Tune retry it (FailureConfig.max_failures); RecordWriter records the last failure.
+        raise RuntimeError(f"trial {cand.key} failed: {record.get('reason')}")
+    record["search"] = info
+    store.write_record(record)
+    final(record)
+
+
+# ----- the driver ----------------------------------------------------------------------------
+
+def _callback_class() -> type:
+    from ray import tune
+
+    class RecordWriter(tune.Callback):
+        """Writes scheduler-stopped and failed trials' records, and keeps the progress line."""
+
+        def __init__(self, config: SearchConfig, progress: Progress) -> None:
+            self.config, self.progress = config, progress
+            self.study = None
+
+        def __getstate__(self) -> dict[str, Any]:
+            return {**self.__dict__, "study": None}  # Tune saves its run config, callbacks too
+
+        def _update(self) -> None:
+            if self.study is None:
+                self.study = open_study(self.config, create=False)
+            self.progress.update(counts(self.study), describe_best(self.study, self.config))
+
+        def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            self._update()
+
+        def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            result = trial.last_result or {}
+            if result.get("record"):
+                record = json.loads(result["record"])
+                store = self.config.store
+                if result.get("final"):
+                    store.write_record(record)
+                elif not store.has(record["key"], REUSABLE):
+                    record["reason"] = (f"stopped by the {self.config.ray.scheduler} scheduler "
+                                        f"after epoch {result.get('epoch')}")
+                    store.write_record(record)
+            self._update()
+
+        def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            self.config.store.write_record(failed_record(self.config, trial))
+            self._update()
+
+    return RecordWriter
+
+
+def failed_record(config: SearchConfig, trial: Any) -> dict[str, Any]:
+    """The record of a trial that failed after all its retries, with the last error."""
+    point = trial.config["point"]
+    cand = make_candidate(config, point["spec"], point["recipe"], point["params"], _CACHE)
+    error = (trial.get_error() or "unknown error").strip().splitlines()
+    reason = next((line for line in reversed(error) if "Error" in line), error[-1])
+    info = search_info(RUNNER, config, point["trial_number"], point["params"])
+    last = trial.last_result or {}
+    curves = json.loads(last["record"]).get("curves", []) if last.get("record") else []
+    record = untrained_record(config, cand, "failed", reason.strip(), info, curves)
+    record["attempts"] = trial.num_failures
+    return record
+
+
+def run_ray(config: SearchConfig) -> SearchResult:
+    """Run, or with ``config.resume`` continue, the search on a Ray cluster."""
+    import ray
+    from ray import tune
+
+    started = time.monotonic()
+    # Every per-epoch checkpoint forces an experiment snapshot (what resume relies on); Tune
+    # warns about that cost on each one.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    config.store.write_manifest(config.manifest())
+    exp_path = config.path / "ray" / TUNE_NAME
+    exists = exp_path.exists() and tune.Tuner.can_restore(str(exp_path))
+    if exists and not config.resume:
+        raise UserError(f"experiment {config.experiment!r} already has a Ray search in "
+                        f"{exp_path}; pass --resume to continue it, or choose another --experiment")
+    owns_ray = _init_ray(config)
+    progress = Progress(config.experiment, config.trials, enabled=config.progress)
+    try:
+        fn = tune.with_parameters(trainable, config=config)
+        resources = {"cpu": config.ray.cpus_per_trial, "gpu": config.ray.gpus_per_trial}
+        fn = tune.with_resources(fn, resources)
+        callbacks = [_callback_class()(config, progress)]
+        if exists:
+            tuner = tune.Tuner.restore(str(exp_path), fn, resume_unfinished=True,
+                                       resume_errored=False, restart_errored=False)
+            # The saved run config holds the old driver's callbacks: use this driver's.
+            tuner._local_tuner._run_config.callbacks = callbacks
+        else:
+            tuner = _new_tuner(config, fn, callbacks)
+        tuner.fit()
+    finally:
+        progress.close()
+        if owns_ray:
+            ray.shutdown()
+    study = open_study(config, create=False)
+    discard_orphans(study)
+    return finish(config, study, time.monotonic() - started)
+
+
+def _new_tuner(config: SearchConfig, fn: Any, callbacks: list) -> Any:
+    from ray import tune
+
+    open_study(config)  # create it with the objectives' directions before the searcher loads it
+    searcher = _searcher_class()(config)
+    tune_config = tune.TuneConfig(
+        search_alg=searcher, scheduler=_scheduler(config), num_samples=config.trials,
+        max_concurrent_trials=config.ray.max_concurrent, reuse_actors=config.ray.reuse_actors,
+        trial_dirname_creator=trial_dirname)
+    run_config = tune.RunConfig(
+        name=TUNE_NAME, storage_path=str(config.path / "ray"), verbose=0,
+        failure_config=tune.FailureConfig(max_failures=config.retries),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=1), callbacks=callbacks)
+    return tune.Tuner(fn, tune_config=tune_config, run_config=run_config)
+
+
+def trial_dirname(trial: Any) -> str:
+    """Short trial folders (Tune's default name spells out the whole config)."""
+    return f"trial_{trial.trial_id}"
+
+
+def _scheduler(config: SearchConfig) -> Any:
+    """ASHA over epochs (``hyperband``: ASHA with three brackets); none for several objectives."""
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    objective = config.objectives[0]
+    if config.multi_objective or config.ray.scheduler == "none" or objective.per_epoch is None:
+        return FIFOScheduler()
+    max_t = max(2, _max_epochs(config))
+    return ASHAScheduler(time_attr="epoch", metric=objective.name, mode=objective.mode,
+                         max_t=max_t, grace_period=1, reduction_factor=2 if max_t < 9 else 3,
+                         brackets=3 if config.ray.scheduler == "hyperband" else 1)
+
+
+def _max_epochs(config: SearchConfig) -> int:
+    """The most epochs any point of the space trains (the top of an epochs range)."""
+    for dist in config.space.dists:
+        if dist.loc == ("recipe", "epochs"):
+            return int(max(dist.candidates()))
+    from resbench.spec.recipe import parse_recipe
+
+    return parse_recipe(config.space.template.get("recipe") or {}).epochs
+
+
+def _init_ray(config: SearchConfig) -> bool:
+    """Attach to ``--address``, reuse a running session, or start one in-process (then True)."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if config.ray.address:
+        ray.init(address=config.ray.address, runtime_env=_runtime_env())
+        return True
+    ray.init(num_cpus=config.ray.num_cpus, num_gpus=config.ray.num_gpus,
+             include_dashboard=False, runtime_env=_runtime_env())
+    return True
+
+
+def _runtime_env() -> dict[str, Any]:
+    """Workers import resbench from the same checkout as the driver when it is not installed."""
+    root = str(Path(__file__).resolve().parents[2])
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+    return {"env_vars": {"PYTHONPATH": path}}
+
+
+def discard_orphans(study: Any) -> list[int]:
+    """Optuna trials left running by a killed driver that Tune never restarted: not counted."""
+    from optuna.trial import TrialState
+
+    orphans = [t for t in study.get_trials(deepcopy=False)
+               if t.state == TrialState.RUNNING and DISCARDED not in t.user_attrs]
+    for t in orphans:
+        study._storage.set_trial_user_attr(t._trial_id, DISCARDED, "interrupted")
+        study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+    return [t.number for t in orphans]
+
+
+__all__ = ["run_ray", "trainable", "DefineByRun", "failed_record", "discard_orphans"]
