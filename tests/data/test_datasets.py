@@ -58,11 +58,13 @@ def test_digits_options_image_size_val_fraction_limit():
 
 
 def test_same_seed_gives_same_split_in_a_fresh_process():
-    code = ("from resbench.data import load_dataset; d = load_dataset('digits', seed=7); "
-            "print(d.val.labels[:40].tolist(), round(float(d.val.images.sum()), 3))")
+    code = ("import sys; from resbench.data import load_dataset; d = load_dataset('digits', seed=7); "
+            "print(d.val.labels[:40].tolist(), round(float(d.val.images.sum()), 3), "
+            "'torchvision' in sys.modules)")
     fresh = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     here = load_dataset("digits", seed=7)
-    assert fresh == f"{here.val.labels[:40].tolist()} {round(float(here.val.images.sum()), 3)}\n"
+    # The same split as here, and torchvision was not imported for a set that does not need it.
+    assert fresh == f"{here.val.labels[:40].tolist()} {round(float(here.val.images.sum()), 3)} False\n"
 
 
 def test_unknown_dataset_lists_names_and_suggests():
