@@ -57,12 +57,12 @@ def _open(request: DataRequest, make: Callable[[bool], Any], expected: str) -> A
         raise _missing(request, _root(request), expected, e) from None
 
 
-def _uint8_images(data: Any, channels_last: bool) -> torch.Tensor:
-    """uint8 ``(N, H, W[, C])`` arrays/tensors → float ``(N, C, H, W)`` in [0, 1]."""
+def _uint8_images(data: Any, hwc: bool) -> torch.Tensor:
+    """uint8 ``(N, H, W)``, ``(N, H, W, C)`` (hwc) or ``(N, C, H, W)`` → float ``(N, C, H, W)`` in [0, 1]."""
     x = torch.as_tensor(np.asarray(data))
     if x.ndim == 3:
         x = x.unsqueeze(1)
-    elif channels_last:
+    elif hwc:
         x = x.permute(0, 3, 1, 2)
     return x.float().div_(255.0)
 

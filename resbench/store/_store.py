@@ -14,6 +14,7 @@ from typing import Any
 
 from resbench.errors import UserError
 from resbench.store._records import (
+    REQUIRED_KEYS,
     STATUSES,
     check_key,
     read_json,
@@ -88,7 +89,7 @@ class Store:
 
     def write_record(self, record: Mapping[str, Any]) -> Path:
         """Write one trial record atomically as ``trials/<key>.json`` (replacing an older one)."""
-        missing = [k for k in ("key", "status") if k not in record]
+        missing = [k for k in REQUIRED_KEYS if k not in record]
         if missing:
             raise ValueError(f"a trial record needs {', '.join(missing)}")
         if record["status"] not in STATUSES:

@@ -154,6 +154,9 @@ def test_write_record_refuses_unknown_status_and_unsafe_key(tmp_path):
         store.write_record(make_record("k", status="finished"))
     with pytest.raises(UserError, match="trial key"):
         store.write_record(make_record("../escape"))
+    with pytest.raises(ValueError, match="needs spec_key"):
+        store.write_record({"key": "k", "experiment": "e", "spec_name": "n", "seed": 0,
+                            "status": "completed"})
 
 
 def test_manifest_merges_and_keeps_created_time(tmp_path):
