@@ -172,14 +172,18 @@ def training_curves(trials: pd.DataFrame, curves: pd.DataFrame, group_by: str) -
         style = dict(color=colors[value], linestyle=STATUS_STYLES.get(status, "--"), alpha=0.8)
         loss_ax.plot(trial["epoch"], trial["train_loss"], **style)
         acc_ax.plot(trial["epoch"], 100 * trial["val_acc"], **style)
-    loss_ax.set(xlabel="epoch", ylabel="training loss (cross-entropy, nats)", yscale="log",
-                title="Training loss")
+    losses = data["train_loss"].astype(float)
+    losses = losses[(losses > 0) & losses.notna() & (losses != float("inf"))]
+    log_loss = len(losses) > 0 and losses.max() / losses.min() > 20
+    loss_ax.set(xlabel="epoch", ylabel="training loss (cross-entropy, nats)",
+                yscale="log" if log_loss else "linear", title="Training loss")
     acc_ax.set(xlabel="epoch", ylabel="validation accuracy (%)", title="Validation accuracy")
     for ax in (loss_ax, acc_ax):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     _legend(acc_ax, colors, group_by, sorted(set(rest["status"])))
     seeds = int(done.groupby(spec_id(done))["seed"].nunique().max()) if len(done) else 0
-    caption = (f"Training loss (left, log scale) and validation accuracy (right) per epoch, one "
+    caption = (f"Training loss (left{', log scale' if log_loss else ''}) and validation accuracy "
+               f"(right) per epoch, one "
                f"solid line per spec (mean over up to {seeds} seed(s)), coloured by {group_by}")
     if len(rest):
         caption += "; unfinished trials are drawn alone, styled by status"
@@ -263,7 +267,8 @@ def gradient_flow(trials: pd.DataFrame, grad: pd.DataFrame) -> Plot:
         style = linestyles[depths.index(depth) % len(linestyles)] if depth in depths else "-"
         ax.plot(profile.index, profile.values, marker="o", markersize=2.5, linestyle=style,
                 color=SHORTCUT_COLORS.get(shortcut, PALETTE[i % len(PALETTE)]),
-                label=f"{spec['spec_name'].iloc[0]} ({shortcut_label(shortcut)})")
+                label=f"{spec['spec_name'].iloc[0]} "
+                      f"({'plain' if shortcut == 'none' else f'{shortcut} shortcut'})")
     ax.set(xlabel="residual block index (input → output)",
            ylabel="gradient L2 norm of block parameters (log)", yscale="log",
            title="Gradient norm per block")

@@ -115,14 +115,14 @@ class Experiment:
 
 
 def fmt_num(value: Any, digits: int = 3) -> str:
-    """A number for a table cell: empty for missing, whole numbers without decimals."""
+    """A number for a table cell: empty for missing, large or whole numbers without decimals."""
     if value is None or (isinstance(value, Real) and math.isnan(value)):
         return ""
     if isinstance(value, bool) or not isinstance(value, Real):
         return str(value)
-    if isinstance(value, Integral) or (float(value).is_integer() and abs(value) >= 100):
-        return f"{int(value):,}"
-    return f"{float(value):,.0f}" if abs(value) >= 1000 else f"{float(value):.{digits}g}"
+    if isinstance(value, Integral) or abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{float(value):.{digits}g}"
 
 
 def fmt_mean_std(mean: Any, std: Any, scale: float = 1.0, digits: int = 2) -> str:
@@ -172,7 +172,7 @@ def leaderboard(board: pd.DataFrame, several_experiments: bool) -> Section:
             "params (M)": fmt_num(r["params"] / 1e6 if pd.notna(r["params"]) else None),
             "MACs (M)": fmt_num(r["macs"] / 1e6 if pd.notna(r["macs"]) else None),
             "latency b1 (ms)": fmt_num(r["latency_ms_b1"]),
-            "throughput (img/s)": fmt_num(r["images_per_s"], 0),
+            "throughput (img/s)": fmt_num(r["images_per_s"]),
             "best val acc (%)": fmt_mean_std(r["best_val_acc_mean"], r["best_val_acc_std"], 100),
             "final val acc (%)": fmt_mean_std(r["final_val_acc_mean"], r["final_val_acc_std"], 100),
             "final train loss": fmt_mean_std(r["final_train_loss_mean"],
