@@ -16,11 +16,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from resbench.errors import SpecError
 
-__all__ = ["Recipe", "parse_recipe", "merge_layers", "recipe_defaults"]
+__all__ = ["Recipe", "locate_layer", "merge_layers", "parse_recipe", "recipe_defaults"]
 
 
 class _Frozen(BaseModel):
@@ -75,10 +75,11 @@ class DataConfig(_Frozen):
 
     name: str = "digits"
     root: str | None = None
-    image_size: int | None = Field(None, gt=0)
-    val_fraction: float = Field(0.2, gt=0, lt=1)
+    image_size: int | None = Field(None, gt=0)  # default: the data set's own
+    val_fraction: float | None = Field(None, gt=0, lt=1)  # default: the test split, else 0.2
     limit: int | None = Field(None, gt=0)  # at most this many training examples
     download: bool = False
+    options: dict[str, Any] = Field(default_factory=dict)  # data-set specific (synthetic's count...)
 
 
 class TransferConfig(_Frozen):
@@ -177,15 +178,14 @@ def parse_recipe(data: Any, file: str | Path | None = None, path: str = "recipe"
     if not isinstance(data, Mapping):
         raise SpecError(f"a recipe must be a mapping, got {type(data).__name__}", file=file,
                         path=path, value=data)
-    data = _resolve_init_path(dict(data), file)
-    try:
-        return Recipe.model_validate(data)
-    except ValidationError as e:
-        raise _spec_error(e, Recipe, file, path) from None
+    from resbench.spec.load import parse_model
+
+    return parse_model(Recipe, locate_layer(data, file), file=file, prefix=path)
 
 
-def _resolve_init_path(data: dict[str, Any], file: str | Path | None) -> dict[str, Any]:
-    """Make ``transfer.init`` relative to the declaring file, as the docstring promises."""
+def locate_layer(data: Mapping[str, Any], file: str | Path | None) -> dict[str, Any]:
+    """A recipe layer with ``transfer.init`` made relative to ``file``, the file declaring it."""
+    data = dict(data)
     transfer = data.get("transfer")
     if file is None or not isinstance(transfer, Mapping):
         return data
@@ -194,46 +194,3 @@ def _resolve_init_path(data: dict[str, Any], file: str | Path | None) -> dict[st
         resolved = (Path(file).resolve().parent / init).resolve()
         data["transfer"] = {**transfer, "init": str(resolved)}
     return data
-
-
-def _spec_error(e: ValidationError, model: type[BaseModel], file: str | Path | None,
-                prefix: str) -> SpecError:
-    """The first pydantic error as a SpecError: field path, value, allowed values, did-you-mean."""
-    from resbench.errors import did_you_mean, join_path
-
-    err = e.errors()[0]
-    loc = [p for p in err["loc"] if p not in ("function-after",)]
-    field_path = prefix
-    for part in loc:
-        field_path = join_path(field_path, f"[{part}]" if isinstance(part, int) else str(part))
-    value = err.get("input")
-    kind = err["type"]
-    if kind == "extra_forbidden":
-        name = str(loc[-1])
-        known = _field_names(model, loc[:-1])
-        return SpecError(f"unknown field {name!r}", file=file, path=field_path, value=name,
-                         allowed=sorted(known), suggestion=did_you_mean(name, known))
-    if kind == "literal_error":
-        allowed = list(err.get("ctx", {}).get("expected", "").replace("'", "").split(" or "))
-        allowed = [a.strip() for part in allowed for a in part.split(",") if a.strip()]
-        return SpecError(f"invalid value {value!r}", file=file, path=field_path, value=value,
-                         allowed=allowed, suggestion=did_you_mean(str(value), allowed))
-    message = err["msg"].removeprefix("Value error, ")
-    if kind not in ("value_error", "assertion_error"):
-        message = f"{message}, got {value!r}"
-    return SpecError(message, file=file, path=field_path, value=value)
-
-
-def _field_names(model: type[BaseModel], loc: list[Any]) -> list[str]:
-    """Field names of the (nested) model at ``loc``, for did-you-mean on a misspelt key."""
-    current: Any = model
-    for part in loc:
-        if isinstance(part, int) or not (isinstance(current, type) and issubclass(current, BaseModel)):
-            return []
-        info = current.model_fields.get(str(part))
-        if info is None:
-            return []
-        current = info.annotation
-    if isinstance(current, type) and issubclass(current, BaseModel):
-        return list(current.model_fields)
-    return []

@@ -1,0 +1,115 @@
+"""Transfer learning: initialise from a checkpoint, replace the head, freeze and unfreeze stages.
+
+Parts are named by the model's top-level modules (torchvision names: ``conv1``, ``bn1``,
+``layer1``..``layerN``, ``fc``) plus two aliases: ``stem`` (everything before ``layer1``) and
+``head`` (everything after the last stage).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from resbench.errors import SpecError, UserError
+from resbench.spec.recipe import TransferConfig
+
+_PREFIXES = ("module.", "_orig_mod.")  # DataParallel / torch.compile wrappers
+
+
+def load_checkpoint_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """A state_dict from a torchvision weights file, one of ours, or a trial checkpoint."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError("checkpoint file not found", path="recipe.transfer.init", value=str(path))
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # a corrupt file or one that needs unsafe unpickling
+        raise UserError(f"{path}: cannot load as a weights-only checkpoint: {e}") from None
+    if isinstance(data, dict) and isinstance(data.get("model"), dict):
+        data = data["model"]  # a trial checkpoint (see resbench.train.trial)
+    if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
+        raise UserError(f"{path}: not a state_dict (a mapping of names to tensors)")
+    out = {}
+    for name, tensor in data.items():
+        for prefix in _PREFIXES:
+            name = name.removeprefix(prefix)
+        out[name] = tensor
+    return out
+
+
+def initialise(model: nn.Module, cfg: TransferConfig) -> list[str]:
+    """Load ``cfg.init`` into ``model``; with ``replace_head`` a head of another shape is skipped.
+
+    Returns the names of the parameters left at their fresh initialisation (the new head).
+    Any other missing, unexpected or mis-shaped tensor is an error naming it.
+    """
+    if cfg.init is None:
+        return []
+    weights = load_checkpoint_weights(cfg.init)
+    own = model.state_dict()
+    head = set(_part_names(model, "head"))
+    fresh = []
+    for name, tensor in own.items():
+        src = weights.get(name)
+        if src is not None and src.shape != tensor.shape and cfg.replace_head \
+                and name.split(".")[0] in head:
+            fresh.append(name)
+            del weights[name]
+    missing = [n for n in own if n not in weights and n not in fresh]
+    unexpected = [n for n in weights if n not in own]
+    mismatched = [f"{n} {tuple(weights[n].shape)} vs {tuple(own[n].shape)}"
+                  for n in own if n in weights and weights[n].shape != own[n].shape]
+    problems = [f"{label}: {', '.join(items[:5])}{' ...' if len(items) > 5 else ''}"
+                for label, items in (("missing", missing), ("unexpected", unexpected),
+                                     ("shape mismatch", mismatched)) if items]
+    if problems:
+        raise UserError(f"{cfg.init}: checkpoint does not fit the model ({'; '.join(problems)})")
+    model.load_state_dict(weights, strict=False)
+    return fresh
+
+
+def _part_names(model: nn.Module, part: str) -> list[str]:
+    """Top-level module names that make up ``part`` (an alias or a module name)."""
+    names = [n for n, _ in model.named_children()]
+    stages = [n for n in names if n.startswith("layer") and n[5:].isdigit()]
+    if part in ("stem", "head") and stages:
+        first, last = names.index(stages[0]), names.index(stages[-1])
+        return names[:first] if part == "stem" else names[last + 1:]
+    if part in names:
+        return [part]
+    allowed = ["stem", *stages, "head", *names]
+    raise SpecError("unknown part of the model", path="recipe.transfer.freeze", value=part,
+                    allowed=list(dict.fromkeys(allowed)))
+
+
+def parts(model: nn.Module, names: tuple[str, ...] | list[str]) -> list[nn.Module]:
+    """The top-level modules named by ``names`` (aliases expanded)."""
+    modules = dict(model.named_children())
+    return [modules[n] for part in names for n in _part_names(model, part)]
+
+
+class FreezeSchedule:
+    """Freezes ``cfg.freeze`` at the start and unfreezes each part at its ``cfg.unfreeze`` epoch.
+
+    A frozen part has ``requires_grad=False`` and its norm layers stay in eval mode, so neither
+    its weights nor its running statistics change.
+    """
+
+    def __init__(self, model: nn.Module, cfg: TransferConfig) -> None:
+        self.model = model
+        self.cfg = cfg
+        for part in cfg.freeze:
+            _part_names(model, part)  # fail early on an unknown name
+
+    def frozen_at(self, epoch: int) -> list[str]:
+        """The parts frozen during (1-based) ``epoch``."""
+        return [p for p in self.cfg.freeze if self.cfg.unfreeze.get(p, epoch + 1) > epoch]
+
+    def apply(self, epoch: int) -> list[nn.Module]:
+        """Set ``requires_grad`` for ``epoch``; returns the frozen modules (to keep in eval mode)."""
+        frozen = parts(self.model, self.frozen_at(epoch))
+        frozen_ids = {id(p) for m in frozen for p in m.parameters()}
+        for p in self.model.parameters():
+            p.requires_grad_(id(p) not in frozen_ids)
+        return frozen

@@ -1,0 +1,54 @@
+#!/usr/bin/env python
+"""Run a benchmark suite and write its report: ``python run_bench.py [SUITE_OR_SPEC] [options]``.
+
+With no argument it runs ``specs/suites/degradation.yaml`` (the degradation experiment of
+He et al. at small scale), prints the leaderboard and writes the report into
+``results/<experiment>/report/``. Finished trials are skipped, so a rerun resumes.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from resbench.errors import UserError  # noqa: E402
+from resbench.train import cli  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="run_bench.py", description=__doc__.splitlines()[0])
+    cli.add_arguments(parser)
+    parser.add_argument("--no-report", action="store_true", help="do not write the report")
+    args = parser.parse_args(argv)
+    try:
+        code = cli.run(args)
+        if code == 0 and not args.no_report:
+            write_report(args)
+        return code
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished trials are saved; run again to resume", file=sys.stderr)
+        return 130
+
+
+def write_report(args: argparse.Namespace) -> None:
+    """The suite's report, when the reports package is installed."""
+    if importlib.util.find_spec("resbench.report") is None:
+        return
+    from resbench.report import make_report
+    from resbench.store import experiment_dir
+    from resbench.train.suite import load_target
+
+    target = Path(args.target) if args.target else cli.DEFAULT_SUITE
+    folder = experiment_dir(args.experiment or load_target(target).name, args.results)
+    result = make_report([folder], folder / "report")
+    print(f"report: {result.markdown} and {result.html}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
