@@ -29,7 +29,7 @@ def test_light_imports_pull_in_no_heavy_package(statement):
 
 def test_loading_a_spec_does_not_import_torch(tmp_path):
     spec = tmp_path / "net.yaml"
-    spec.write_text("stem: cifar\nshortcut: zero_pad\nstages: [{depth: 1, width: 8}]\n")
+    spec.write_text("stem: cifar\nshortcut: zero_pad\nstages: [{depth: 1, width: 16}]\n")
     assert loaded_after(f"import resbench; resbench.load_spec({str(spec)!r})") == []
 
 

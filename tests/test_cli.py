@@ -1,0 +1,69 @@
+"""The command line as a user meets it: exit codes, messages without tracebacks, --help."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import SPECS
+
+
+def resbench(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "resbench.cli", *args], capture_output=True,
+                          text=True, cwd=cwd)
+
+
+def test_validate_accepts_the_whole_spec_library():
+    out = resbench("validate", str(SPECS))
+    assert out.returncode == 0, out.stderr
+    assert "resnet56" in out.stdout and "56 layers" in out.stdout
+
+
+def test_a_bad_spec_exits_2_with_file_field_and_suggestion_but_no_traceback(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("_base_: " + str(SPECS / "cifar" / "resnet56.yaml") + "\nshortcut: identiy\n")
+    out = resbench("validate", str(bad))
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr
+    assert f"{bad}: shortcut: unknown value 'identiy'" in out.stderr
+    assert "did you mean 'identity'" in out.stderr
+
+
+def test_show_prints_a_table_per_stage_with_totals():
+    out = resbench("show", str(SPECS / "cifar" / "resnet56.yaml"))
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert any(line.startswith("layer3") and "64x8x8" in line for line in lines)
+    total = next(line for line in lines if line.startswith("total"))
+    assert "853,018" in total
+
+
+def test_show_of_a_missing_file_is_a_user_error():
+    out = resbench("show", "no/such.yaml")
+    assert out.returncode == 2 and "file not found" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_schema_is_json_schema_that_accepts_library_specs_and_rejects_typos():
+    import jsonschema
+
+    out = resbench("schema")
+    assert out.returncode == 0
+    schema = json.loads(out.stdout)
+    checked = 0
+    from resbench.spec.load import iter_spec_files, load_raw
+
+    for path in iter_spec_files([SPECS]):
+        jsonschema.validate(load_raw(path), schema)  # the file with its _base_ chain merged
+        checked += 1
+    assert checked >= 10
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"stem": "cifar", "stages": [{"depth": 1, "width": 8}],
+                             "shortcutt": "x"}, schema)
+
+
+@pytest.mark.parametrize("command", ["validate", "show", "schema", "bench", "search", "report"])
+def test_every_command_has_help(command):
+    out = resbench(command, "--help")
+    assert out.returncode == 0 and "usage: resbench" in out.stdout
