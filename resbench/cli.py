@@ -44,7 +44,7 @@ def _show(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.spec)
     c = cost(spec, input_size=args.input_size)
-    rows = [(s.name, str(s.blocks), "x".join(map(str, s.output_shape)), f"{s.params:,}",
+    rows = [(s.name, str(s.blocks), "x".join(map(str, s.output_shape[1:])), f"{s.params:,}",
              f"{s.macs / 1e6:,.1f}", f"{s.activation_bytes / 2**20:,.2f}") for s in c.stages]
     rows.append(("total", str(sum(s.depth for s in spec.stages)), "", f"{c.params:,}",
                  f"{c.macs / 1e6:,.1f}", f"{c.activation_bytes / 2**20:,.2f}"))
@@ -115,6 +115,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # e.g. `resbench validate specs | head`
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("interrupted; finished work is kept and a rerun resumes", file=sys.stderr)
         return 130
