@@ -63,7 +63,7 @@ def conv(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
 
 
 class SqueezeExcite(nn.Module):
-    """x · σ(fc2(act(fc1(avgpool(x))))), channel attention (Hu et al. 2018); fc1/fc2 are 1x1 convs."""
+    """x · σ(fc2(act(fc1(avgpool(x))))), channel attention (Hu et al. 2018), 1x1-conv fcs."""
 
     def __init__(self, channels: int, ratio: float, act: ActFactory) -> None:
         super().__init__()

@@ -54,14 +54,15 @@ class BlockOptions:
     @classmethod
     def of(cls, *, shortcut: str = "identity", norm: str = "batch", activation: str = "relu",
            groups: int = 1, width_per_group: int = 64, expansion: int = 1, se_ratio: float = 0.0,
-           gate_bias: float = DEFAULT_GATE_BIAS, scale: float = DEFAULT_SCALE, drop_path: float = 0.0) -> BlockOptions:
+           gate_bias: float = DEFAULT_GATE_BIAS, scale: float = DEFAULT_SCALE,
+           drop_path: float = 0.0) -> BlockOptions:
         """Options from registry names (``shortcut="projection"``, ``norm="group"``, ...)."""
         return cls(SHORTCUTS.get(shortcut)(), NORMS.get(norm), ACTIVATIONS.get(activation),
                    groups, width_per_group, expansion, se_ratio, gate_bias, scale, drop_path)
 
 
 class ResidualBlock(nn.Module):
-    """Base of every block: y = merge(F(x), x), the merge fixed by the shortcut kind at build time."""
+    """Base of every block: y = merge(F(x), x), the merge fixed by the shortcut kind when built."""
 
     preact: ClassVar[bool] = False
 
@@ -103,8 +104,9 @@ BLOCKS: Registry[type[ResidualBlock]] = Registry("block")
 
 def _basic_only(opts: BlockOptions, kind: str) -> None:
     if opts.groups != 1 or opts.width_per_group != 64:
-        raise IncompatibleOptions(f"{kind} blocks support only groups=1 and width_per_group=64, "
-                                  f"got groups={opts.groups}, width_per_group={opts.width_per_group}")
+        raise IncompatibleOptions(
+            f"{kind} blocks support only groups=1 and width_per_group=64, "
+            f"got groups={opts.groups}, width_per_group={opts.width_per_group}")
 
 
 def _inner_width(width: int, opts: BlockOptions) -> int:
@@ -113,7 +115,7 @@ def _inner_width(width: int, opts: BlockOptions) -> int:
 
 @BLOCKS.register("basic")
 class BasicBlock(ResidualBlock):
-    """y = act(merge(F(x), x)), F = bn2(conv2(act(bn1(conv1(x))))), two 3x3 convs (He et al. 2015)."""
+    """y = act(merge(F(x), x)), F = bn2(conv2(act(bn1(conv1(x))))): two 3x3 convs (He 2015)."""
 
     def __init__(self, in_channels: int, width: int, stride: int, opts: BlockOptions) -> None:
         super().__init__(in_channels, width, stride, opts)

@@ -26,7 +26,7 @@ Merge = Callable[["ResidualBlock", Tensor, Tensor, Tensor], Tensor]
 
 
 class IncompatibleShapes(ValueError):
-    """A shortcut cannot carry x to the block's output shape (the spec layer should have said so)."""
+    """A shortcut cannot carry x to the block's output shape (the spec layer should catch it)."""
 
 
 def add_identity(block: ResidualBlock, f: Tensor, x: Tensor, pre: Tensor) -> Tensor:
@@ -189,7 +189,7 @@ class FullProjectionShortcut(Shortcut):
 
 @SHORTCUTS.register("avgpool_projection")
 class AvgPoolProjectionShortcut(Shortcut):
-    """y = F(x) + x; where the shape changes x is average-pooled, then 1x1 conv + norm (ResNet-D)."""
+    """y = F(x) + x; where the shape changes x is average-pooled, 1x1 conv + norm (ResNet-D)."""
 
     name = "avgpool_projection"
 

@@ -62,9 +62,9 @@ def test_stems_agree_with_the_vocabulary(kind):
                for m in s.modules()) == info.convs
 
 
-@pytest.mark.parametrize("path", sorted((SPECS / "cifar").glob("resnet*.yaml"))[:2]
-                         + [SPECS / "preact" / "preact_resnet164.yaml",
-                            SPECS / "torchvision" / "resnet50.yaml"], ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", [SPECS / name for name in (
+    "cifar/resnet20.yaml", "cifar/plain56.yaml", "preact/preact_resnet164.yaml",
+    "torchvision/resnet50.yaml")], ids=lambda p: p.stem)
 def test_spec_depth_counts_the_weighted_layers_built(path):
     spec = load_spec(path)
     model = build(spec)
@@ -99,7 +99,8 @@ def test_blocks_lists_every_residual_block_in_order():
 
 def test_deep_stem_and_resnet_d_follow_timm_resnet50d():
     spec = parse_spec({"stem": "deep", "block": "bottleneck", "shortcut": "avgpool_projection",
-                       "stages": [{"depth": 3, "width": 64}, {"depth": 4, "width": 128, "stride": 2},
+                       "stages": [{"depth": 3, "width": 64},
+                                  {"depth": 4, "width": 128, "stride": 2},
                                   {"depth": 6, "width": 256, "stride": 2},
                                   {"depth": 3, "width": 512, "stride": 2}]})
     model = build(spec)
@@ -140,7 +141,8 @@ def test_group_norm_and_no_norm():
         torch.testing.assert_close(x, x0)  # no activation ran in place on the input
 
 
-@pytest.mark.parametrize("activation,cls", [("relu", nn.ReLU), ("gelu", nn.GELU), ("silu", nn.SiLU)])
+@pytest.mark.parametrize("activation,cls",
+                         [("relu", nn.ReLU), ("gelu", nn.GELU), ("silu", nn.SiLU)])
 def test_activation_choice_reaches_every_block(activation, cls):
     model = tiny(activation=activation)
     acts = [m for m in model.modules() if isinstance(m, (nn.ReLU, nn.GELU, nn.SiLU))]
@@ -191,3 +193,24 @@ def test_incompatible_blocks_raise_a_located_spec_error():
     broken = spec.model_copy(update={"stages": (spec.stages[0], stage)})
     with pytest.raises(SpecError, match=r"stages\[1\].*identity"):
         build(broken)
+
+
+@pytest.mark.parametrize("shortcut", ["zero_pad", "gated", "scaled", "none"])
+def test_mixed_precision_and_channels_last(shortcut):
+    model = tiny(shortcut=shortcut, block="preact_bottleneck", se_ratio=0.25,
+                 stochastic_depth=0.2).to(memory_format=torch.channels_last)
+    x = torch.randn(4, 3, 16, 16).to(memory_format=torch.channels_last)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = model(x)
+    assert y.dtype == torch.bfloat16 and y.shape == (4, 10)
+    y.float().sum().backward()
+    assert torch.isfinite(model.conv1.weight.grad).all()
+
+
+@pytest.mark.slow
+def test_the_forward_traces_as_one_graph_for_torch_compile():
+    import torch._dynamo
+
+    model = tiny(shortcut="gated", block="preact_basic", se_ratio=0.25, stochastic_depth=0.2)
+    explanation = torch._dynamo.explain(model)(torch.randn(2, 3, 16, 16))
+    assert explanation.graph_count == 1 and explanation.graph_break_count == 0
