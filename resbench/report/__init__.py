@@ -51,7 +51,7 @@ def make_report(results_dirs: str | Path | Iterable[str | Path], out_dir: str | 
     if pareto_x not in PARETO_X:
         raise UserError(f"--pareto-x {pareto_x!r} is not one of {', '.join(PARETO_X)}")
     folders = experiment_folders(results_dirs)
-    trials = tables.with_recipe_variant(tables.with_expected_columns(load(folders)))
+    trials = tables.prepare(load(folders))
     curves = load_curves(folders)
     grad = load_grad_flow(folders)
     group_by = _group_by(trials, group_by)

@@ -1,6 +1,7 @@
 """Report figures: one function per figure, each returning a titled, captioned matplotlib Figure.
 
-Figures are built on ``matplotlib.figure.Figure`` directly (no pyplot, no global backend), so
+Every function takes the trial table as ``tables.prepare`` returns it. Figures are built on
+``matplotlib.figure.Figure`` directly (no pyplot, no global backend), so
 building many reports in one process leaks nothing. A function raises ``NotAvailable`` with a
 one-sentence reason when its data is missing.
 """
@@ -247,8 +248,8 @@ def degradation(trials: pd.DataFrame) -> Plot:
 @styled
 def gradient_flow(trials: pd.DataFrame, grad: pd.DataFrame) -> Plot:
     """The per-block gradient norm profile of each spec, input to output, plain nets in red."""
-    data = _with_trials(grad, trials, ["experiment", "spec_name", "spec_key", "recipe_variant",
-                                       "shortcut", "depth", "status"])
+    data = _with_trials(grad, trials, ["experiment", "spec_name", "name", "spec_key",
+                                       "recipe_variant", "shortcut", "depth", "status"])
     data = data[data["grad_norm"].notna()]
     if not len(data):
         raise NotAvailable("no trial recorded per-block gradient norms (the recipe's "
@@ -267,7 +268,7 @@ def gradient_flow(trials: pd.DataFrame, grad: pd.DataFrame) -> Plot:
         style = linestyles[depths.index(depth) % len(linestyles)] if depth in depths else "-"
         ax.plot(profile.index, profile.values, marker="o", markersize=2.5, linestyle=style,
                 color=SHORTCUT_COLORS.get(shortcut, PALETTE[i % len(PALETTE)]),
-                label=f"{spec['spec_name'].iloc[0]} "
+                label=f"{spec['name'].iloc[0]} "
                       f"({'plain' if shortcut == 'none' else f'{shortcut} shortcut'})")
     ax.set(xlabel="residual block index (input → output)",
            ylabel="gradient L2 norm of block parameters (log)", yscale="log",
@@ -305,7 +306,8 @@ def pareto(trials: pd.DataFrame, x: str = "macs", color_by: str = "shortcut") ->
         color_by = "shortcut"
     points = (done.dropna(subset=[column, "best_val_acc"])
               .groupby(spec_id(done), sort=False)
-              .agg(spec_name=("spec_name", "first"), group=(color_by, "first"),
+              .agg(name=("name", "first"),
+                   group=(color_by, "first"),
                    cost=(column, "mean"), acc=("best_val_acc", "mean"))
               .reset_index())
     points["cost"] = points["cost"] / scale
@@ -322,7 +324,7 @@ def pareto(trials: pd.DataFrame, x: str = "macs", color_by: str = "shortcut") ->
             label="Pareto front")
     if len(front) <= 12:
         for _, row in front.iterrows():
-            ax.annotate(row["spec_name"], (row["cost"], row["acc"]), fontsize=6,
+            ax.annotate(row["name"], (row["cost"], row["acc"]), fontsize=6,
                         xytext=(3, -8), textcoords="offset points")
     if points["cost"].min() > 0 and points["cost"].max() / points["cost"].min() > 10:
         ax.set_xscale("log")

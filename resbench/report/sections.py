@@ -163,7 +163,7 @@ def leaderboard(board: pd.DataFrame, several_experiments: bool) -> Section:
     variants = "recipe_variant" in board and board["recipe_variant"].astype(bool).any()
     for _, r in board.head(LEADERBOARD_ROWS).iterrows():
         row = {"experiment": r["experiment"]} if several_experiments else {}
-        row["spec"] = r["spec_name"]
+        row["spec"] = r["name"]
         if variants:
             row["recipe"] = r["recipe_variant"]
         row.update({

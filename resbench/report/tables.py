@@ -1,4 +1,8 @@
-"""Report tables from the store's trial DataFrame: pure pandas, no plotting, no I/O."""
+"""Report tables from the store's trial DataFrame: pure pandas, no plotting, no I/O.
+
+``prepare`` completes the store's table (expected columns, recipe variants, display names);
+every other function here and in ``figures`` takes its result.
+"""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -54,18 +58,45 @@ def spec_id(df: pd.DataFrame) -> list[str]:
 
 
 def with_recipe_variant(df: pd.DataFrame) -> pd.DataFrame:
-    """Add ``recipe_variant``: the recipe fields that vary across the trials, as ``lr=0.05``.
+    """Add ``recipe_variant``: the recipe fields that vary within the trial's experiment, as
+    ``optimizer.lr=0.05`` (empty when the experiment trains everything alike).
 
     A suite's overrides (or a search's sampled learning rate) train one architecture under
     several recipes; each is its own leaderboard row, never averaged with the others.
     """
-    varying = [c for c in recipe_columns(df) if df[c].map(repr).nunique() > 1]
-    if not varying:
-        return df.assign(recipe_variant="")
-    names = {c: c.removeprefix("recipe.") for c in varying}
-    labels = [", ".join(f"{names[c]}={row[c]}" for c in varying)
-              for row in df[varying].to_dict("records")]
+    import pandas as pd
+
+    labels = pd.Series("", index=df.index, dtype=object)
+    for _, trials in df.groupby("experiment", sort=False):
+        varying = [c for c in recipe_columns(trials) if trials[c].map(repr).nunique() > 1]
+        for index, row in trials[varying].iterrows():
+            labels[index] = ", ".join(f"{c.removeprefix('recipe.')}={_plain(row[c])}"
+                                      for c in varying)
     return df.assign(recipe_variant=labels)
+
+
+def with_names(df: pd.DataFrame) -> pd.DataFrame:
+    """Add ``name``: the spec name, with ``#n`` for a search trial (a search names every
+    sampled spec after its space)."""
+    names = df["spec_name"].astype(str)
+    if "search.trial_number" in df:
+        number = df["search.trial_number"]
+        names = names.where(number.isna(), names + " #" + number.map(_plain))
+    return df.assign(name=names)
+
+
+def prepare(df: pd.DataFrame) -> pd.DataFrame:
+    """The store's trial table with what every report table and figure relies on."""
+    return with_names(with_recipe_variant(with_expected_columns(df)))
+
+
+def _plain(value) -> str:
+    """A cell as text: whole floats as integers, missing as ``none``."""
+    if value is None or (isinstance(value, float) and value != value):
+        return "none"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def recipe_columns(df: pd.DataFrame) -> list[str]:
@@ -100,6 +131,7 @@ def leaderboard(df: pd.DataFrame) -> pd.DataFrame:
         done = completed(trials)
         first = done.iloc[0] if len(done) else trials.iloc[0]
         row = dict(zip(keys, group_key if isinstance(group_key, tuple) else (group_key,)))
+        row["name"] = first["name"]
         for field in KEY_FIELDS:
             row[field] = first.get(field)
         for metric in COST_METRICS:
@@ -197,8 +229,8 @@ def _pair_rows(group: pd.DataFrame, field: str, a, b) -> list[dict]:
                 label_b = f"{right[total].iloc[0]} ({b})"
             rows.append({
                 "field": ABLATION_LABELS.get(field, field), "a": label_a, "b": label_b,
-                "experiment_a": exp_a, "spec_a": left["spec_name"].iloc[0],
-                "experiment_b": exp_b, "spec_b": right["spec_name"].iloc[0],
+                "experiment_a": exp_a, "spec_a": left["name"].iloc[0],
+                "experiment_b": exp_b, "spec_b": right["name"].iloc[0],
                 "seeds": len(seeds),
                 "val_acc_a": left.loc[seeds, "final_val_acc"].mean(),
                 "val_acc_b": right.loc[seeds, "final_val_acc"].mean(),

@@ -166,7 +166,7 @@ def write_search(root: Path, name: str = "space") -> Path:
     states = {"completed": optuna.trial.TrialState.COMPLETE,
               "pruned": optuna.trial.TrialState.PRUNED, "failed": optuna.trial.TrialState.FAIL}
     for number, (block, shortcut, depth, lr, status) in enumerate(SEARCH_TRIALS):
-        spec = make_spec(f"trial{number}", shortcut, depth, block)
+        spec = make_spec(name, shortcut, depth, block)  # the runner names specs after the space
         params = {"block": block, "shortcut": shortcut, "depth": depth, "lr": lr}
         record = make_record(name, spec, 0, lr=lr, status=status, grad_flow=False,
                              epochs_run=2 if status == "pruned" else EPOCHS,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from resbench.report import figures
+from resbench.report import figures, tables
 from resbench.report.sections import Experiment, study_importances
 from resbench.report.tables import NotAvailable
 from resbench.store import Store, load, load_curves, load_grad_flow
@@ -13,7 +13,7 @@ from resbench.store import Store, load, load_curves, load_grad_flow
 @pytest.fixture(scope="module")
 def data(results):
     folders = [results / "degradation", results / "space"]
-    return load(folders), load_curves(folders), load_grad_flow(folders)
+    return tables.prepare(load(folders)), load_curves(folders), load_grad_flow(folders)
 
 
 def _suite(trials):
@@ -34,7 +34,7 @@ def test_training_curves_one_line_per_spec_plus_each_unfinished_trial(data):
     plot = _labelled(figures.training_curves(trials, curves, "shortcut"))
     loss_ax, acc_ax = plot.figure.axes
     done = trials[trials["status"] == "completed"]
-    specs = done.groupby(["experiment", "spec_key"]).ngroups
+    specs = done.groupby(["experiment", "spec_key", "recipe_variant"]).ngroups
     unfinished_with_curves = 2  # plain20 seed 2 (diverged) and search trial 5 (pruned)
     assert len(loss_ax.get_lines()) == specs + unfinished_with_curves
     assert len(acc_ax.get_lines()) == specs + unfinished_with_curves
@@ -76,8 +76,8 @@ def test_gradient_flow_one_profile_per_spec(data):
     trials, _, grad = data
     plot = _labelled(figures.gradient_flow(trials, grad))
     (ax,) = plot.figure.axes
-    specs = grad.merge(trials[["experiment", "key", "spec_key"]]).groupby(
-        ["experiment", "spec_key"]).ngroups
+    specs = grad.merge(trials[["experiment", "key", "spec_key", "recipe_variant"]]).groupby(
+        ["experiment", "spec_key", "recipe_variant"]).ngroups
     assert len(ax.get_lines()) == specs == 7
     plain20 = next(line for line in ax.get_lines() if line.get_label().startswith("plain20 "))
     assert len(plain20.get_xdata()) == 9  # 3 stages of 3 basic blocks
@@ -92,7 +92,7 @@ def test_pareto_points_and_front(data):
     assert len(ax.collections) == 3  # plain, projection, zero_pad
     points = sum(len(c.get_offsets()) for c in ax.collections)
     done = trials[trials["status"] == "completed"]
-    assert points == done.groupby(["experiment", "spec_key"]).ngroups
+    assert points == done.groupby(["experiment", "spec_key", "recipe_variant"]).ngroups
     assert len(ax.get_lines()) == 1 and ax.get_lines()[0].get_label() == "Pareto front"
     assert ax.get_xlabel() == "parameters (millions)"
 

@@ -13,7 +13,7 @@ from resbench.store import load
 
 @pytest.fixture(scope="module")
 def trials(results):
-    return load([results / "degradation", results / "space"])
+    return tables.prepare(load([results / "degradation", results / "space"]))
 
 
 def _close(a, b) -> bool:
@@ -24,18 +24,18 @@ def _close(a, b) -> bool:
 
 def test_leaderboard_csv_equals_store(report, trials):
     board = pd.read_csv(report.leaderboard_csv)
-    assert len(board) == trials.groupby(["experiment", "spec_key", "spec_name"]).ngroups
+    assert len(board) == trials.groupby(["experiment", "spec_key", "recipe_variant"]).ngroups
     for _, row in board.iterrows():
         these = trials[(trials["experiment"] == row["experiment"])
-                       & (trials["spec_name"] == row["spec_name"])]
+                       & (trials["name"] == row["name"])]
         done = these[these["status"] == "completed"]
         assert row["trials"] == len(these) and row["completed"] == len(done)
         for metric in ("best_val_acc", "final_val_acc", "final_train_loss"):
             values = [float(v) for v in done[metric]]
             mean = statistics.fmean(values) if values else None
             std = statistics.stdev(values) if len(values) > 1 else None
-            assert _close(row[f"{metric}_mean"], mean), (row["spec_name"], metric)
-            assert _close(row[f"{metric}_std"], std), (row["spec_name"], metric)
+            assert _close(row[f"{metric}_mean"], mean), (row["name"], metric)
+            assert _close(row[f"{metric}_std"], std), (row["name"], metric)
         for field in ("block", "shortcut", "depth", "width"):
             assert str(row[field]) == str(these[field].iloc[0])
         if len(done):
@@ -93,10 +93,12 @@ def test_no_pair_across_recipes(trials):
     """Search trials with different learning rates are not paired on architecture alone."""
     space = trials[trials["experiment"] == "space"]
     pairs = tables.paired_ablations(space)
-    assert len(pairs) >= 1  # trial0 and trial3: plain nets of depth 8 and 20 at lr 0.1
+    assert len(pairs) >= 1  # trials 0 and 3: plain nets of depth 8 and 20 at lr 0.1
+    assert set(pairs["spec_a"]) | set(pairs["spec_b"]) <= set(space["name"])
+    assert all(name.startswith("space #") for name in space["name"])
     for _, row in pairs.iterrows():
-        a = space[space["spec_name"] == row["spec_a"]]["recipe.optimizer.lr"].iloc[0]
-        b = space[space["spec_name"] == row["spec_b"]]["recipe.optimizer.lr"].iloc[0]
+        a = space[space["name"] == row["spec_a"]]["recipe.optimizer.lr"].iloc[0]
+        b = space[space["name"] == row["spec_b"]]["recipe.optimizer.lr"].iloc[0]
         assert a == b
 
 
@@ -110,7 +112,7 @@ def test_one_architecture_under_two_recipes_is_two_rows(tmp_path):
     for lr in (0.1, 0.02):
         for seed in (0, 1):
             store.write_record(make_record("lr", spec, seed, lr=lr))
-    trials = tables.with_recipe_variant(load(store.path))
+    trials = tables.prepare(load(store.path))
     board = tables.leaderboard(trials).set_index("recipe_variant")
     assert sorted(board.index) == ["optimizer.lr=0.02", "optimizer.lr=0.1"]
     for lr in (0.1, 0.02):
