@@ -93,7 +93,20 @@ def make_report(results_dirs: str | Path | Iterable[str | Path], out_dir: str | 
     result.html.write_text(to_html(title, meta, parts), encoding="utf-8")
     result.figures = [b.path for s in parts for b in s.blocks
                       if isinstance(b, sections.FigureRef)]
+    _remove_stale_figures(figure_dir, result.figures)
     return result
+
+
+FIGURE_PREFIXES = ("training_curves", "degradation", "gradient_flow", "pareto_", "edf",
+                   "history_", "importances_")
+
+
+def _remove_stale_figures(figure_dir: Path, written: list[Path]) -> None:
+    """Delete figures an earlier report left in ``figure_dir`` that this one did not redraw,
+    so the folder never shows a figure of data that is no longer in the report."""
+    for path in figure_dir.glob("*.png"):
+        if path not in written and path.name.startswith(FIGURE_PREFIXES):
+            path.unlink()
 
 
 def _figure_section(id_: str, title: str, figure_dir: Path,

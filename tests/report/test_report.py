@@ -193,6 +193,16 @@ def test_partial_results_without_manifest(tmp_path):
     assert table.iloc[0]["kind"] == "unknown" and table.iloc[0]["trials"] == "15"
 
 
+def test_rewriting_a_report_removes_figures_it_no_longer_draws(results, tmp_path):
+    out = tmp_path / "out"
+    (out / "figures").mkdir(parents=True)
+    (out / "figures" / "pareto_params.png").write_bytes(b"old")
+    (out / "figures" / "my_notes.png").write_bytes(b"mine")
+    result = make_report([results / "degradation"], out)
+    assert sorted(p.name for p in (out / "figures").glob("*.png")) == sorted(
+        [p.name for p in result.figures] + ["my_notes.png"])
+
+
 def test_cli_writes_report_with_options(results, tmp_path, capsys):
     from resbench.report import cli
 
