@@ -302,8 +302,6 @@ def pareto(trials: pd.DataFrame, x: str = "macs", color_by: str = "shortcut") ->
     done = completed(trials)
     if column not in done or not done[column].notna().any():
         raise NotAvailable(f"no completed trial has a measured {name} ({column})")
-    if color_by not in done:
-        color_by = "shortcut"
     points = (done.dropna(subset=[column, "best_val_acc"])
               .groupby(spec_id(done), sort=False)
               .agg(name=("name", "first"),
