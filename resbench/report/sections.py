@@ -5,9 +5,10 @@ Every section always appears; one without data says why in a sentence (``unavail
 from __future__ import annotations
 
 import math
-from numbers import Integral, Real
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from numbers import Integral, Real
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -62,7 +63,8 @@ class Section:
     blocks: list[str | Table | FigureRef | Missing] = field(default_factory=list)
     unavailable: str | None = None
 
-    def add_plot(self, build, figure_dir: Path, *args: Any, label: str | None = None) -> None:
+    def add_plot(self, build: Callable[..., figures.Plot], figure_dir: Path, *args: Any,
+                 label: str | None = None) -> None:
         """Build and save a figure, or record why it cannot be drawn."""
         try:
             plot = build(*args)
@@ -137,6 +139,8 @@ def fmt_mean_std(mean: Any, std: Any, scale: float = 1.0, digits: int = 2) -> st
 
 def overview(experiments: list[Experiment], trials: pd.DataFrame) -> Section:
     """Which results were read: experiment, kind, folder, trial counts by status."""
+    import pandas as pd
+
     section = Section("overview", "Overview")
     rows = []
     for exp in experiments:
@@ -145,7 +149,6 @@ def overview(experiments: list[Experiment], trials: pd.DataFrame) -> Section:
                      "trials": str(len(these)),
                      "status": tables.status_summary(these["status"]) if len(these) else "",
                      "created": str(exp.manifest.get("created", ""))})
-    import pandas as pd
     section.blocks.append(
         f"{len(trials)} trials of {trials['spec_key'].nunique()} distinct architectures from "
         f"{len(experiments)} results folder(s). Read from the results store only: nothing was "
@@ -184,8 +187,7 @@ def leaderboard(board: pd.DataFrame, several_experiments: bool) -> Section:
         f" The top {LEADERBOARD_ROWS} of {len(board)} are shown; leaderboard.csv has all.")
     section.blocks.append(Table(pd.DataFrame(rows), (
         "One row per architecture and recipe, sorted by best validation accuracy; accuracies "
-        "and loss are "
-        "mean ± std (sample std) over the n completed seeds, cost columns are per "
+        "and loss are mean ± std (sample std) over the n completed seeds, cost columns are per "
         "architecture, recipe lists the training settings that differ between rows, and "
         "status counts every trial." + shown)))
     return section
@@ -193,8 +195,6 @@ def leaderboard(board: pd.DataFrame, several_experiments: bool) -> Section:
 
 def status(trials: pd.DataFrame) -> Section:
     """Trial outcomes: counts per status, and every unfinished trial with its reason."""
-    import pandas as pd
-
     section = Section("status", "Trial status")
     counts = tables.status_counts(trials)
     section.blocks.append(Table(counts.astype(str), (
@@ -220,10 +220,12 @@ def ablations(pairs: pd.DataFrame, several_experiments: bool) -> Section:
         return section
     rows = []
     for _, r in pairs.head(LEADERBOARD_ROWS).iterrows():
-        exp = (lambda side: f"{r[f'experiment_{side}']}/") if several_experiments else (lambda _: "")
+        spec_a, spec_b = str(r["spec_a"]), str(r["spec_b"])
+        if several_experiments:
+            spec_a, spec_b = f"{r['experiment_a']}/{spec_a}", f"{r['experiment_b']}/{spec_b}"
         rows.append({
             "field": r["field"], "A": str(r["a"]), "B": str(r["b"]),
-            "spec A": exp("a") + str(r["spec_a"]), "spec B": exp("b") + str(r["spec_b"]),
+            "spec A": spec_a, "spec B": spec_b,
             "seeds": str(r["seeds"]),
             "val acc A (%)": fmt_mean_std(r["val_acc_a"], None, 100),
             "val acc B (%)": fmt_mean_std(r["val_acc_b"], None, 100),
