@@ -68,8 +68,7 @@ class ResNet(nn.Module):
                     block = kind(channels, stage.width, stage.stride if j == 0 else 1,
                                  dataclasses.replace(opts, drop_path=drop))
                 except (IncompatibleShapes, IncompatibleOptions) as exc:
-                    raise SpecError(f"block {j}: {exc}", path=f"stages[{i}]",
-                                    value=stage.shortcut) from None
+                    raise SpecError(f"block {j}: {exc}", path=f"stages[{i}]") from None
                 blocks.append(block)
                 channels = block.out_channels
             self.add_module(self.stage_names[i], nn.Sequential(*blocks))
