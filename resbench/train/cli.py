@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     result = run_suite(suite, results_root=args.results, experiment=args.experiment,
                        flags=flags_layer(args), seeds=tuple(args.seeds) if args.seeds else None,
                        progress=args.progress, retry_failed=args.retry_failed)
-    print(f"\n{suite.name}: {result.ran} trial(s) run, {result.skipped} already finished; "
+    print(f"\n{result.experiment_dir.name}: {result.ran} trial(s) run, {result.skipped} already finished; "
           f"results in {result.experiment_dir}")
     print(leaderboard(result.records))
     return 0

@@ -100,9 +100,11 @@ def test_probe_measures_the_gradient_at_each_block_output(shortcut):
     assert len(probe.rows) == 2
 
 
-def test_bf16_autocast_and_channels_last_run_on_cpu(data):
-    recipe = parse_recipe({**TINY_RECIPE, "epochs": 1, "precision": "bf16", "channels_last": True,
-                           "optimizer": {"name": "adamw", "lr": 0.01}})
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_autocast_and_channels_last_run_on_cpu(data, precision):
+    recipe = parse_recipe({**TINY_RECIPE, "epochs": 1, "precision": precision,
+                           "channels_last": True, "optimizer": {"name": "adamw", "lr": 0.01}})
     record = run_trial(SPEC, recipe, 0, data=data)
     assert record["status"] == "completed", record["reason"]
-    assert record["recipe"]["precision"] == "bf16"
+    assert record["recipe"]["precision"] == precision
+    assert all(g["grad_norm"] > 0 for g in record["grad_flow"])  # unscaled, finite
