@@ -4,11 +4,11 @@ Measures, in one process on the CPU:
   1. forward+backward throughput of the compiled ResNet-50 vs torchvision's resnet50, and of
      the compiled CIFAR ResNet-56 vs the classic hand-written option-A ResNet-56 below,
      interleaved (alternating rounds after a warm-up; median of the rounds), as ratios
-     compiled / reference (target >= 0.98);
+     compiled / reference (target >= 0.98), and their per-call overhead on tiny inputs;
   2. the time to build pre-activation ResNet-1001 and compute its cost (target < 2 s);
   3. the time of ``import resbench`` in a fresh interpreter (target < 0.5 s).
 
-Run: python benchmarks/bench_compile.py [--rounds 11] [--threads 1] [--quick]
+Run: python benchmarks/bench_compile.py [--rounds 21] [--threads 1] [--quick]
 """
 from __future__ import annotations
 
@@ -125,6 +125,25 @@ def compare(label: str, ours: nn.Module, reference: nn.Module, batch: int, size:
     return ratio
 
 
+def overhead(label: str, ours: nn.Module, reference: nn.Module, x: Tensor,
+             rounds: int = 30) -> float:
+    """Per-call Python overhead: eval forwards on a tiny input, best round of each (ratio)."""
+    times: dict[str, list[float]] = {"compiled": [], "reference": []}
+    models = {"compiled": ours.eval(), "reference": reference.eval()}
+    with torch.no_grad():
+        for r in range(rounds):
+            for name in (list(models) if r % 2 == 0 else list(models)[::-1]):
+                start = time.perf_counter()
+                for _ in range(5):
+                    models[name](x)
+                times[name].append((time.perf_counter() - start) / 5)
+    ours_s, ref_s = min(times["compiled"]), min(times["reference"])
+    print(f"{label}: eval forward, batch 1 at {x.shape[-1]}x{x.shape[-1]} (overhead-bound): "
+          f"compiled {ours_s * 1e3:.2f} ms, reference {ref_s * 1e3:.2f} ms, "
+          f"ratio {ref_s / ours_s:.3f}")
+    return ref_s / ours_s
+
+
 def seconds(fn: Callable[[], object]) -> float:
     start = time.perf_counter()
     fn()
@@ -142,7 +161,7 @@ def import_time(repeats: int = 5) -> float:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=11, help="interleaved rounds per model")
+    parser.add_argument("--rounds", type=int, default=21, help="interleaved rounds per model")
     parser.add_argument("--steps", type=int, default=1, help="training steps per round")
     parser.add_argument("--r50-batch", type=int, default=8)
     parser.add_argument("--r50-size", type=int, default=112)
@@ -165,6 +184,11 @@ def main(argv: list[str] | None = None) -> None:
     compare("CIFAR ResNet-56 vs hand-written option A",
             build(SPECS / "cifar" / "resnet56.yaml"), RefCifarResNet(n=9),
             args.r56_batch, 32, 10, args.rounds, args.steps)
+
+    overhead("ResNet-50 vs torchvision", build(SPECS / "torchvision" / "resnet50.yaml"),
+             torchvision.models.resnet50(), torch.randn(1, 3, 32, 32))
+    overhead("CIFAR ResNet-56 vs hand-written", build(SPECS / "cifar" / "resnet56.yaml"),
+             RefCifarResNet(n=9), torch.randn(1, 3, 8, 8))
 
     path = SPECS / "preact" / "preact_resnet1001.yaml"
     cold_build = seconds(lambda: build(path))
