@@ -87,18 +87,33 @@ def _searcher_class() -> type:
             self._ot_trials[trial_id].set_user_attr("tune_trial_id", trial_id)
             return point
 
-        def on_trial_result(self, trial_id: str, result: dict) -> None:
+        def _open_trial(self, trial_id: str) -> Any:
+            """The trial's Optuna trial, unless it is unknown or already told.
+
+            After a restore, Tune's snapshot can be older than the study: a trial that finished
+            just before the driver died is run again (the trainable then finds its record and
+            returns at once), and its Optuna trial is finished already.
+            """
             ot_trial = self._ot_trials.get(trial_id)
+            if ot_trial is None or trial_id in self._completed_trials:
+                return None
+            if self._ot_study._storage.get_trial(ot_trial._trial_id).state.is_finished():
+                self._completed_trials.add(trial_id)
+                return None
+            return ot_trial
+
+        def on_trial_result(self, trial_id: str, result: dict) -> None:
             value = result.get(self.objectives[0].name)
-            if (ot_trial is None or isinstance(self.metric, list) or "epoch" not in result
-                    or value is None or trial_id in self._completed_trials):
+            if isinstance(self.metric, list) or "epoch" not in result or value is None:
                 return
-            ot_trial.report(float(value), int(result["epoch"]))
+            ot_trial = self._open_trial(trial_id)
+            if ot_trial is not None:
+                ot_trial.report(float(value), int(result["epoch"]))
 
         def on_trial_complete(self, trial_id: str, result: dict | None = None,
                               error: bool = False) -> None:
-            ot_trial = self._ot_trials.get(trial_id)
-            if ot_trial is None or trial_id in self._completed_trials:
+            ot_trial = self._open_trial(trial_id)
+            if ot_trial is None:
                 return
             result = result or {}
             status = result.get("status") if result.get("final") else "pruned"
@@ -167,6 +182,7 @@ def trainable(tune_config: dict[str, Any], config: SearchConfig) -> None:
         curves.append(dict(row))
         if epoch >= cand.recipe.epochs:
             return False  # the last epoch is reported with the final record
+        info["ray"]["finished"] = time.time()  # if the scheduler stops it here
         partial = untrained_record(config, cand, "pruned", f"stopped after epoch {epoch}", info,
                                    curves)
         tune.report({**row, "epoch": epoch, config.objectives[0].name: row.get(metric),
@@ -216,7 +232,8 @@ def _callback_class() -> type:
                 record = json.loads(result["record"])
                 store = self.config.store
                 if result.get("final"):
-                    store.write_record(record)
+                    if not result.get("cached"):  # a reused record is in the store already
+                        store.write_record(record)
                 elif not store.has(record["key"], REUSABLE):
                     record["reason"] = (f"stopped by the {self.config.ray.scheduler} scheduler "
                                         f"after epoch {result.get('epoch')}")
@@ -234,7 +251,7 @@ def failed_record(config: SearchConfig, trial: Any) -> dict[str, Any]:
     """The record of a trial that failed after all its retries, with the last error."""
     point = trial.config["point"]
     cand = make_candidate(config, point["spec"], point["recipe"], point["params"], _CACHE)
-    error = (trial.get_error() or "unknown error").strip().splitlines()
+    error = (_error_text(trial) or "unknown error").strip().splitlines()
     reason = next((line for line in reversed(error) if "Error" in line), error[-1])
     info = search_info(RUNNER, config, point["trial_number"], point["params"])
     last = trial.last_result or {}
@@ -242,6 +259,15 @@ def failed_record(config: SearchConfig, trial: Any) -> dict[str, Any]:
     record = untrained_record(config, cand, "failed", reason.strip(), info, curves)
     record["attempts"] = trial.num_failures
     return record
+
+
+def _error_text(trial: Any) -> str | None:
+    """The trial's error log: the driver's local copy (written before callbacks run), else the
+    one in storage (synced later)."""
+    local = trial.error_file
+    if local and Path(local).is_file():
+        return Path(local).read_text()
+    return trial.get_error()
 
 
 def run_ray(config: SearchConfig) -> SearchResult:
@@ -324,7 +350,7 @@ def _max_epochs(config: SearchConfig) -> int:
             return int(max(dist.candidates()))
     from resbench.spec.recipe import parse_recipe
 
-    return parse_recipe(config.space.template.get("recipe") or {}).epochs
+    return parse_recipe(config.space.first_point()[1], file=config.space.file).epochs
 
 
 def _init_ray(config: SearchConfig) -> bool:

@@ -120,6 +120,10 @@ class Space:
         """One point: ``(spec_dict, recipe_dict, params)``; unmet ``$when`` fields are omitted."""
         return _Resolver(self, sampler).run()
 
+    def first_point(self) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        """The point of first choices and lower bounds (what validation starts from)."""
+        return self.sample(_FirstSampler())
+
     def grid(self) -> dict[str, list[Any]]:
         """Every parameter's values, for a grid sampler; refused if a range is continuous."""
         out: dict[str, list[Any]] = {}

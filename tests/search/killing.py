@@ -2,6 +2,7 @@
 kill it (SIGKILL, no chance to clean up) once it is mid-search."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -38,6 +39,6 @@ def kill_when(proc: subprocess.Popen, ready: Callable[[], bool], log: Path,
     raise AssertionError(f"driver never reached the kill point:\n{log.read_text()[-3000:]}")
 
 
-def snapshot(trials_dir: Path) -> dict[str, str]:
-    """Every finished record's text, by file name."""
-    return {p.name: p.read_text() for p in sorted(trials_dir.glob("*.json"))}
+def snapshot(trials_dir: Path) -> dict[str, dict]:
+    """Every finished record, by file name."""
+    return {p.name: json.loads(p.read_text()) for p in sorted(trials_dir.glob("*.json"))}
