@@ -115,7 +115,8 @@ class _Run:
         self.device: torch.device | None = None
         self.cost: dict[str, int] = {}
         self.extra: dict[str, Any] = {}
-        self.elapsed = 0.0  # seconds of training and evaluation, summed over resumed runs
+        self.earlier = 0.0  # wall seconds spent by interrupted runs of this trial
+        self.start = time.perf_counter()
 
     def execute(self, reporter: Reporter | None) -> None:
         from resbench.compile import build, cost
@@ -142,7 +143,6 @@ class _Run:
             stats = loop.train_epoch(train)
             stats.update(loop.evaluate(val))
             epoch_time = time.perf_counter() - start
-            self.elapsed += epoch_time
             row = {"epoch": epoch, "train_loss": stats["train_loss"], "train_acc": stats["train_acc"],
                    "val_loss": stats["val_loss"], "val_acc": stats["val_acc"],
                    "images_per_s": stats["images_per_s"], "epoch_time_s": epoch_time,
@@ -179,7 +179,7 @@ class _Run:
             generator.set_state(state["loader_rng"])
         random.setstate(_as_random_state(state["python_rng"]))
         self.curves = list(state["curves"])
-        self.elapsed = float(state["elapsed"])
+        self.earlier = float(state["elapsed"])
         self.record["started_at"] = state["started_at"]
         self.record["resumed_from_epoch"] = int(state["epoch"])
         return int(state["epoch"])
@@ -190,7 +190,7 @@ class _Run:
         self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
         state = {"key": self.record["key"], "epoch": epoch, "loop": self.loop.state_dict(),
                  "python_rng": list(random.getstate()), "curves": self.curves,
-                 "elapsed": self.elapsed, "started_at": self.record["started_at"]}
+                 "elapsed": self.elapsed(), "started_at": self.record["started_at"]}
         generator = _loader_generator(self.train)
         if generator is not None:
             state["loader_rng"] = generator.get_state()
@@ -199,6 +199,10 @@ class _Run:
         os.replace(tmp, self.checkpoint)
 
     # results ----------------------------------------------------------------------------------
+    def elapsed(self) -> float:
+        """Wall seconds of the whole trial so far (set-up, epochs, latency), across resumptions."""
+        return self.earlier + time.perf_counter() - self.start
+
     def probe_rows(self) -> list[dict[str, Any]]:
         return list(self.loop.probe.rows) if self.loop is not None else []
 
@@ -212,7 +216,8 @@ class _Run:
             "final_train_loss": last.get("train_loss"), "final_train_acc": last.get("train_acc"),
             "epochs": len(curves),
             "images_per_s": statistics.median(r["images_per_s"] for r in curves) if curves else None,
-            "total_time_s": self.elapsed,
+            "train_time_s": sum(r["epoch_time_s"] for r in curves),
+            "total_time_s": self.elapsed(),
         }
         if self.device is not None:
             out["peak_memory_bytes"], out["peak_memory_kind"] = peak_memory(self.device)

@@ -65,3 +65,23 @@ def test_run_bench_reports_bad_input_without_a_traceback(tmp_path: Path, make, m
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: ") and message in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_progress_bars_on_a_terminal_and_log_lines_otherwise(capsys, monkeypatch):
+    from resbench.train.progress import BarProgress, LogProgress, make_progress
+
+    assert isinstance(make_progress("auto", total=2, done=0), LogProgress)  # pytest's stderr: no TTY
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    bar = make_progress("auto", total=2, done=1)
+    assert isinstance(bar, BarProgress)
+    bar.trial_start("net seed=0", 1)
+    metrics = {"train_loss": 0.5, "train_acc": 0.9, "val_acc": 0.8, "epoch_time_s": 1.0,
+               "images_per_s": 10.0}
+    assert bar.epoch_end(1, metrics) is False
+    bar.trial_end({"spec_name": "net", "seed": 0, "status": "diverged", "reason": "nan"})
+    bar.close()
+    captured = capsys.readouterr()
+    assert "suite" in captured.err and "2/2" in captured.err and "net seed=0" in captured.err
+    assert "net seed=0: diverged: nan" in captured.out
+    with pytest.raises(ValueError, match="progress must be one of"):
+        make_progress("fancy", total=1, done=0)
