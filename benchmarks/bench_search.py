@@ -1,0 +1,195 @@
+"""Search benchmark: what each runner costs per trial, and what ASHA+TPE saves over a grid.
+
+Measures, on this machine's CPU:
+  1. per-trial overhead of the local (Optuna) and Ray Tune runners on trivially small trials
+     (one epoch of a 4-channel net on 64 synthetic images): the search's wall time minus the
+     time spent training, per trial, with one trial at a time so the two are comparable (Ray's
+     cluster start-up is timed apart); Ray with and without actor reuse;
+  2. search efficiency on ``specs/spaces/cifar_small.yaml`` (CIFAR-style ResNets on ``digits``):
+     an exhaustive grid (local runner) against ASHA+TPE (Ray runner); the share of the grid's
+     compute, in epochs trained and in training seconds, that ASHA+TPE spends before one of its
+     trials comes within 1 point of the grid's best validation accuracy.
+
+Run: python benchmarks/bench_search.py [--trials 12] [--budget 0.5] [--quick] [--keep DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+
+from resbench.search import SearchConfig, run_search  # noqa: E402
+from resbench.search.config import RayOptions  # noqa: E402
+from resbench.spec.space import load_space  # noqa: E402
+from resbench.store import Store  # noqa: E402
+
+TRIVIAL = {
+    "name": "trivial", "stem": {"kind": "cifar", "width": 4}, "shortcut": "projection",
+    "stages": [{"depth": 1, "width": 4, "stride": 1}],
+    "recipe": {"epochs": 1, "batch_size": 64, "grad_probe_steps": [], "latency_batch": 2,
+               "optimizer": {"name": "sgd", "lr": {"$float": [1.0e-3, 0.3], "log": True}},
+               "data": {"name": "synthetic", "image_size": 8,
+                        "options": {"count": 80, "num_classes": 4}}},
+}
+
+
+def train_seconds(store: Store) -> float:
+    return sum(r["metrics"].get("total_time_s") or 0.0 for r in store.records())
+
+
+def overhead(root: Path, trials: int) -> dict[str, float]:
+    """Seconds per trial that are not training, for each runner, one trial at a time."""
+    import ray
+
+    from resbench.search.ray_runner import _runtime_env
+
+    space_file = root / "trivial.yaml"
+    space_file.write_text(yaml.safe_dump(TRIVIAL))
+    space = load_space(space_file)
+    out: dict[str, float] = {}
+
+    def timed(name: str, **kw: Any) -> None:
+        cfg = SearchConfig.from_space(space, experiment=name, trials=trials, progress=False,
+                                      results_root=root / "results", pruner="none",
+                                      sampler="random", sampler_seed=0, **kw)
+        start = time.perf_counter()
+        result = run_search(cfg)
+        wall = time.perf_counter() - start
+        assert result.counts["done"] == trials, result.counts
+        out[name] = (wall - train_seconds(cfg.store)) / trials
+
+    timed("local")
+    start = time.perf_counter()
+    ray.init(num_cpus=2, include_dashboard=False, runtime_env=_runtime_env())
+    out["ray_start_s"] = time.perf_counter() - start
+    try:
+        for reuse in (True, False):
+            timed(f"ray_reuse_{'on' if reuse else 'off'}", runner="ray",
+                  ray=RayOptions(max_concurrent=1, reuse_actors=reuse, scheduler="none"))
+    finally:
+        ray.shutdown()
+    return out
+
+
+def efficiency(root: Path, budget: float, epochs: int | None) -> dict[str, Any]:
+    """Grid (local) against ASHA+TPE (Ray) on the CIFAR-style space over digits."""
+    import ray
+
+    from resbench.search.ray_runner import _runtime_env
+
+    space = load_space(REPO / "specs" / "spaces" / "cifar_small.yaml")
+    if epochs is not None:  # --quick: fewer epochs per trial
+        data = dict(space.template)
+        data["recipe"] = {**data["recipe"], "epochs": epochs}
+        from resbench.spec.space import parse_space
+
+        space = parse_space({**data, "search": {}}, file=space.file)
+    size = space.grid_size()
+    common = {"progress": False, "results_root": root / "results", "sampler_seed": 0}
+    grid = SearchConfig.from_space(space, experiment="grid", trials=size, sampler="grid",
+                                   pruner="none", **common)
+    start = time.perf_counter()
+    run_search(grid)
+    grid_wall = time.perf_counter() - start
+    grid_records = [r for r in grid.store.records() if r["status"] == "completed"]
+    grid_best = max(r["metrics"]["best_val_acc"] for r in grid_records)
+    grid_epochs = sum(len(r["curves"]) for r in grid_records)
+    grid_seconds = sum(r["metrics"]["total_time_s"] for r in grid_records)
+
+    trials = max(2, round(size * budget))
+    ray.init(num_cpus=2, include_dashboard=False, runtime_env=_runtime_env())
+    try:
+        asha = SearchConfig.from_space(space, experiment="asha_tpe", trials=trials,
+                                       sampler="tpe", runner="ray",
+                                       ray=RayOptions(scheduler="asha"), **common)
+        start = time.perf_counter()
+        run_search(asha)
+        asha_wall = time.perf_counter() - start
+    finally:
+        ray.shutdown()
+    records = sorted((r for r in asha.store.records() if r["curves"]),
+                     key=lambda r: r["search"]["ray"]["finished"])
+    target = grid_best - 0.01
+    used_epochs = used_seconds = 0.0
+    reached = None
+    best = 0.0
+    for r in records:
+        used_epochs += len(r["curves"])
+        used_seconds += sum(c["epoch_time_s"] for c in r["curves"])
+        best = max(best, r["metrics"]["best_val_acc"] or 0.0)
+        if best >= target:
+            reached = {"epochs": used_epochs, "seconds": used_seconds}
+            break
+    return {
+        "grid_points": size, "grid_best_val_acc": grid_best, "grid_epochs": grid_epochs,
+        "grid_train_s": grid_seconds, "grid_wall_s": grid_wall,
+        "asha_trials": trials, "asha_best_val_acc": max((r["metrics"]["best_val_acc"] or 0.0)
+                                                        for r in records),
+        "asha_epochs_total": sum(len(r["curves"]) for r in records),
+        "asha_pruned": sum(r["status"] == "pruned" for r in records), "asha_wall_s": asha_wall,
+        "reached_within_1pt": reached is not None,
+        "epochs_to_target": reached["epochs"] if reached else None,
+        "share_of_grid_epochs": reached["epochs"] / grid_epochs if reached else None,
+        "share_of_grid_train_s": reached["seconds"] / grid_seconds if reached else None,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=12, help="trivial trials per runner")
+    parser.add_argument("--budget", type=float, default=0.5,
+                        help="ASHA+TPE trials as a share of the grid's points")
+    parser.add_argument("--quick", action="store_true", help="3 epochs per trial, 6 trials")
+    parser.add_argument("--keep", help="keep the results here (default: a temp dir)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (driver)")
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench_search_"))
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        trials = 6 if args.quick else args.trials
+        o = overhead(root, trials)
+        print(f"per-trial overhead, {trials} trivial trials, one at a time (seconds per trial):")
+        print(f"  local (Optuna, SQLite)       {o['local']:.3f}")
+        print(f"  ray, actors reused           {o['ray_reuse_on']:.3f}")
+        print(f"  ray, fresh actor per trial   {o['ray_reuse_off']:.3f}")
+        print(f"  ratio ray(reuse)/local       {o['ray_reuse_on'] / o['local']:.2f}x")
+        print(f"  ratio ray(fresh)/ray(reuse)  {o['ray_reuse_off'] / o['ray_reuse_on']:.2f}x")
+        print(f"  (ray cluster start-up, once: {o['ray_start_s']:.1f} s)")
+        e = efficiency(root, args.budget, 3 if args.quick else None)
+        print(f"search efficiency on cifar_small over digits ({e['grid_points']} grid points):")
+        print(f"  grid: best val_acc {e['grid_best_val_acc']:.4f}, {e['grid_epochs']} epochs, "
+              f"{e['grid_train_s']:.1f} s training, {e['grid_wall_s']:.1f} s wall")
+        print(f"  ASHA+TPE: {e['asha_trials']} trials, {e['asha_pruned']} stopped early, "
+              f"best val_acc {e['asha_best_val_acc']:.4f}, {e['asha_epochs_total']} epochs, "
+              f"{e['asha_wall_s']:.1f} s wall")
+        if e["reached_within_1pt"]:
+            print(f"  within 1 point of the grid's best after {e['epochs_to_target']:.0f} epochs: "
+                  f"{e['share_of_grid_epochs']:.2f} of the grid's epochs, "
+                  f"{e['share_of_grid_train_s']:.2f} of its training seconds")
+        else:
+            print("  ASHA+TPE did not come within 1 point of the grid's best in its budget")
+        (root / "bench_search.json").write_text(json.dumps({"overhead": o, "efficiency": e},
+                                                           indent=1))
+        print(f"figures: {root / 'bench_search.json'}")
+    finally:
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
