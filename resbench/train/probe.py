@@ -1,6 +1,7 @@
-"""Gradient-flow probe: the norm of the loss gradient reaching each block's output, at chosen steps.
+"""Gradient-flow probe: at chosen steps, the norm of the loss gradient reaching each block's
+output (``grad_norm``, dL/d output) and of the gradient of the block's own parameters
+(``param_grad_norm``), to compare how gradients travel down plain and residual nets.
 
-It shows how gradients fade on their way down a plain net and pass through a residual one.
 Hooks are installed only for the probed steps, so other steps run untouched (and a compiled
 model is probed through its eager original).
 """
@@ -13,7 +14,7 @@ from torch import nn
 
 
 class GradFlowProbe:
-    """Records ``{"step", "block", "index", "grad_norm"}`` rows for the blocks of one model."""
+    """Records ``{"step", "block", "index", "grad_norm", "param_grad_norm"}`` rows per block."""
 
     def __init__(self, blocks: Sequence[tuple[str, nn.Module]], steps: Sequence[int]) -> None:
         self.blocks = list(blocks)
@@ -40,14 +41,22 @@ class GradFlowProbe:
         return hook
 
     def collect(self, step: int, scale: float = 1.0) -> None:
-        """Remove the hooks and record the norms seen since :meth:`arm` (unscaled by ``scale``)."""
+        """Remove the hooks and record the norms seen since :meth:`arm`.
+
+        Call it after the backward pass (the parameters' ``.grad`` must still be there);
+        ``scale`` is the loss scale of that backward pass, which output gradients carry
+        (parameter gradients are already unscaled by the grad scaler's step).
+        """
         grads = self._grads
         self.disarm()
-        for index, (name, _) in enumerate(self.blocks):
+        for index, (name, block) in enumerate(self.blocks):
             grad = grads.get(index)
-            if grad is not None:
-                self.rows.append({"step": step, "block": name, "index": index,
-                                  "grad_norm": float(grad) / scale})
+            if grad is None:
+                continue
+            params = [p.grad.detach().float().norm() for p in block.parameters() if p.grad is not None]
+            param_norm = float(torch.linalg.vector_norm(torch.stack(params))) if params else None
+            self.rows.append({"step": step, "block": name, "index": index,
+                              "grad_norm": float(grad) / scale, "param_grad_norm": param_norm})
 
     def disarm(self) -> None:
         """Remove the hooks without recording (after a step that failed)."""

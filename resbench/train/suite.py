@@ -217,13 +217,14 @@ def _manifest(suite: Suite, keyed: list) -> dict[str, Any]:
     specs = {}
     for plan, _, _, adapted in keyed:
         specs.setdefault(plan.spec.name, {**adapted.canonical(), "name": plan.spec.name})
-    recipes = {}
+    recipes: list[dict[str, Any]] = []
     for plan, *_ in keyed:
-        recipes.setdefault(str(plan.override), plan.recipe.trial_dict())
+        if plan.recipe.trial_dict() not in recipes:
+            recipes.append(plan.recipe.trial_dict())
     devices = sorted({plan.recipe.device for plan, *_ in keyed})
     return {"kind": "suite", "suite": suite.name, "description": suite.description,
             "suite_file": str(suite.file) if suite.file else None, "specs": specs,
-            "recipe": recipes.get("0") if len(recipes) == 1 else recipes,
+            "recipe": recipes[0] if len(recipes) == 1 else recipes,
             "seeds": sorted({plan.seed for plan, *_ in keyed}),
             "trials": [key for _, _, key, _ in keyed], "device": _device_name(devices)}
 

@@ -85,7 +85,12 @@ def test_probe_measures_the_gradient_at_each_block_output(shortcut):
     outputs = []
     handles = [b.register_forward_hook(lambda m, i, o: outputs.append(o)) for _, b in model.blocks()]
     loss = torch.nn.functional.cross_entropy(model(x), y)
-    expected = [g.norm().item() for g in torch.autograd.grad(loss, outputs)]
+    expected = [g.norm().item() for g in torch.autograd.grad(loss, outputs, retain_graph=True)]
+    params = [list(b.parameters()) for _, b in model.blocks()]
+    param_grads = torch.autograd.grad(loss, [p for ps in params for p in ps])
+    sizes = [len(ps) for ps in params]
+    expected_params = [torch.cat([g.flatten() for g in chunk]).norm().item()
+                       for chunk in (param_grads[:sizes[0]], param_grads[sizes[0]:])]
     for h in handles:
         h.remove()
 
@@ -96,6 +101,7 @@ def test_probe_measures_the_gradient_at_each_block_output(shortcut):
     probe.collect(3)
     assert [r["block"] for r in probe.rows] == ["layer1.0", "layer2.0"]
     assert [r["grad_norm"] for r in probe.rows] == pytest.approx(expected, rel=1e-5)
+    assert [r["param_grad_norm"] for r in probe.rows] == pytest.approx(expected_params, rel=1e-5)
     model(x).sum().backward()  # hooks are gone: nothing more is recorded
     assert len(probe.rows) == 2
 
