@@ -11,8 +11,24 @@ from resbench.search.objectives import OBJECTIVES, parse_objectives
 from resbench.spec.space import PRUNERS, SAMPLERS, load_space, positive_int, split_objectives
 
 
+CLUSTER_HELP = """\
+Ray cluster (--runner ray --address ...):
+  on the head machine:   ray start --head --port=6379 [--num-cpus=N] [--num-gpus=G]
+  on each worker:        ray start --address=HEAD_IP:6379 [--num-gpus=G]
+  then, on any node:     resbench search SPACE --runner ray --address HEAD_IP:6379
+                         (--address auto on a node of a running cluster)
+Every node needs resbench, its data and any transfer checkpoints at the same paths. Final
+records are written by the trials (a shared results folder is best) and again by this driver
+from the trials' reports. Without --address a local cluster starts in-process and stops at
+the end. ray stop ends a node.
+--resume continues the experiment's search after the driver was killed: finished trials are
+kept (and never trained again), running ones continue from their last epoch checkpoint."""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``search`` subcommand's flags (defaults come from the space's ``search:`` section)."""
+    parser.epilog = CLUSTER_HELP
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("space", help="search-space file (YAML/JSON)")
     parser.add_argument("--runner", choices=("local", "ray"), default="local",
                         help="local: Optuna on this machine (default); ray: Ray Tune")
@@ -78,6 +94,9 @@ def run(args: argparse.Namespace) -> int:
     from resbench.search import run_search
 
     config = config_from_args(args)
+    if config.multi_objective and args.pruner not in (None, "none"):
+        print("note: pruning is off: Optuna prunes single-objective searches only",
+              file=sys.stderr)
     result = run_search(config)
     c = result.counts
     print(f"{config.experiment}: {c.get('done', 0)} trials in {result.seconds:.1f}s "

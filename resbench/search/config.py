@@ -51,6 +51,8 @@ class SearchConfig:
     ray: RayOptions = field(default_factory=RayOptions)
 
     def __post_init__(self) -> None:
+        # Absolute, so Ray workers (whose working directory differs) write to the same folder.
+        object.__setattr__(self, "results_root", Path(self.results_root).resolve())
         if self.sampler not in SAMPLERS:
             raise UserError(f"unknown sampler {self.sampler!r} (allowed: {', '.join(SAMPLERS)})")
         if self.pruner not in PRUNERS:

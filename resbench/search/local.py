@@ -140,8 +140,9 @@ def evaluate(config: SearchConfig, study: Any, trial: Any, cache: DataCache, sto
     trial.set_user_attr("worker", os.getpid())
     info = search_info(RUNNER, config, trial.number, params)
     if not cand.feasible:
-        store.write_record(untrained_record(config, cand, "infeasible", "; ".join(cand.violations),
-                                           info))
+        if not store.has(cand.key):  # the first trial to draw it keeps the record
+            store.write_record(untrained_record(config, cand, "infeasible",
+                                               "; ".join(cand.violations), info))
         trial.set_user_attr("status", "infeasible")
         study.tell(trial, state=TrialState.PRUNED)
         return

@@ -241,7 +241,9 @@ def _callback_class() -> type:
             self._update()
 
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            self.config.store.write_record(failed_record(self.config, trial))
+            record = failed_record(self.config, trial)
+            if not self.config.store.has(record["key"], REUSABLE):  # never hide a result
+                self.config.store.write_record(record)
             self._update()
 
     return RecordWriter
@@ -276,15 +278,20 @@ def run_ray(config: SearchConfig) -> SearchResult:
     from ray import tune
 
     started = time.monotonic()
-    # Every per-epoch checkpoint forces an experiment snapshot (what resume relies on); Tune
-    # warns about that cost on each one.
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    config.store.write_manifest(config.manifest())
+    # Snapshot Tune's experiment state (small) every second, so that a killed driver's resume
+    # loses little; every checkpoint a snapshot may name is kept until the search ends.
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
     exp_path = config.path / "ray" / TUNE_NAME
     exists = exp_path.exists() and tune.Tuner.can_restore(str(exp_path))
     if exists and not config.resume:
         raise UserError(f"experiment {config.experiment!r} already has a Ray search in "
                         f"{exp_path}; pass --resume to continue it, or choose another --experiment")
+    if exists:
+        planned = config.store.read_manifest().get("search", {}).get("trials")
+        if planned is not None and planned != config.trials:
+            raise UserError(f"the Ray search of {config.experiment!r} was started for {planned} "
+                            f"trials and resumes with that budget; pass --trials {planned}")
+    config.store.write_manifest(config.manifest())
     owns_ray = _init_ray(config)
     progress = Progress(config.experiment, config.trials, enabled=config.progress)
     try:
@@ -300,6 +307,7 @@ def run_ray(config: SearchConfig) -> SearchResult:
         else:
             tuner = _new_tuner(config, fn, callbacks)
         tuner.fit()
+        _drop_checkpoints(exp_path)
     finally:
         progress.close()
         if owns_ray:
@@ -321,8 +329,19 @@ def _new_tuner(config: SearchConfig, fn: Any, callbacks: list) -> Any:
     run_config = tune.RunConfig(
         name=TUNE_NAME, storage_path=str(config.path / "ray"), verbose=0,
         failure_config=tune.FailureConfig(max_failures=config.retries),
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=1), callbacks=callbacks)
+        callbacks=callbacks)
     return tune.Tuner(fn, tune_config=tune_config, run_config=run_config)
+
+
+def _drop_checkpoints(exp_path: Path) -> None:
+    """Free the trials' epoch checkpoints once the whole search has ended.
+
+    They are all kept while it runs: Tune's last snapshot may name any of them, and with
+    ``CheckpointConfig(num_to_keep=k)`` a driver killed between deleting an old checkpoint and
+    writing the next snapshot leaves a trial that can never be restored.
+    """
+    for checkpoint in exp_path.glob("trial_*/checkpoint_*"):
+        shutil.rmtree(checkpoint, ignore_errors=True)
 
 
 def trial_dirname(trial: Any) -> str:

@@ -111,8 +111,8 @@ def test_gpu_resources_bound_concurrency_and_asha_prunes(ray_session, write_spac
 
 
 def test_kill_driver_and_resume(ray_session, write_space, tmp_path):
-    space = tiny_space(recipe={"epochs": 6, "data": {"name": "synthetic", "image_size": 8,
-                                                     "options": {"count": 3000, "num_classes": 4}}},
+    space = tiny_space(recipe={"epochs": 10, "data": {"name": "synthetic", "image_size": 8,
+                                                      "options": {"count": 3000, "num_classes": 4}}},
                        search={"sampler": "random", "trials": 6, "experiment": "rkill"})
     path = write_space(space)
     root = tmp_path / "results"
@@ -120,13 +120,13 @@ def test_kill_driver_and_resume(ray_session, write_space, tmp_path):
     args = [str(path), "--runner", "ray", "--address", ray_session, "--results", str(root),
             "--sampler-seed", "0", "--scheduler", "none"]
 
-    def mid_search() -> bool:  # two trials recorded, another past its second epoch
+    def mid_search() -> bool:  # two trials recorded, another half-way (Tune snapshots each 1 s)
         if len(list((folder / "trials").glob("*.json"))) < 2:
             return False
         for log in (folder / "ray" / "tune").glob("trial_*/result.json"):
             lines = log.read_text().splitlines()
             last = json.loads(lines[-1]) if lines and lines[-1].endswith("}") else {}
-            if last.get("final") is False and last.get("epoch", 0) >= 2:
+            if last.get("final") is False and last.get("epoch", 0) >= 5:
                 return True
         return False
 
@@ -139,6 +139,8 @@ def test_kill_driver_and_resume(ray_session, write_space, tmp_path):
                    if t.state == State.RUNNING}
     assert interrupted
 
+    assert main(["search", *args]) == 2  # an existing search needs --resume
+    assert main(["search", *args, "--resume", "--trials", "7"]) == 2  # Tune keeps its budget
     assert main(["search", *args, "--resume", "--quiet"]) == 0
 
     study = open_study(cfg, create=False)
@@ -162,3 +164,26 @@ def test_kill_driver_and_resume(ray_session, write_space, tmp_path):
     trained = [t.user_attrs["key"] for t in trials if not t.user_attrs.get("cached")]
     assert len(trained) == len(set(trained))
     check_optuna_agrees_with_records(cfg)
+
+
+def test_both_runners_write_the_same_records(ray_session, write_space, tmp_path):
+    """The results store does not care which runner ran: same record fields, same DataFrame."""
+    from resbench.store import load
+
+    space = tiny_space(recipe={"epochs": 1}, search={"sampler": "grid", "pruner": "none"})
+    path = write_space(space)
+    frames = {}
+    for runner in ("local", "ray"):
+        cfg = SearchConfig.from_space(load_space(path), runner=runner, experiment=runner,
+                                      trials=2, progress=False, sampler_seed=0,
+                                      results_root=tmp_path / "results")
+        assert run_search(cfg).counts["completed"] == 2
+        records = list(Store(cfg.path).records())
+        assert {r["search"]["runner"] for r in records} == {"optuna" if runner == "local" else "ray"}
+        frames[runner] = load(cfg.path)
+    local, ray = frames["local"], frames["ray"]
+    assert len(local) == len(ray) == 2
+    extra = set(ray.columns) - set(local.columns)
+    assert set(local.columns) <= set(ray.columns), set(local.columns) - set(ray.columns)
+    assert all(c.startswith("search.ray") for c in extra), extra  # where and when it ran
+    assert {"status", "best_val_acc", "search.runner", "search.trial_number"} <= set(local.columns)
