@@ -35,9 +35,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override the precision")
     parser.add_argument("--limit", type=int, default=None, metavar="N",
                         help="train on at most N examples (quick checks)")
-    parser.add_argument("--threads", type=int, default=None, metavar="N",
-                        help="CPU threads for torch (default: torch's choice; 1 is steadier on a "
-                             "machine shared with other jobs)")
+    parser.add_argument("--threads", type=int, default=1, metavar="N",
+                        help="CPU threads for torch (default: 1, since the small nets of a suite "
+                             "gain little from more and slow down badly when other jobs share "
+                             "the cores; 0: torch's default)")
     parser.add_argument("--retry-failed", action="store_true",
                         help="run failed trials again instead of skipping them")
     parser.add_argument("--progress", choices=("auto", "bar", "log", "none"), default="auto",
@@ -73,9 +74,9 @@ def run(args: argparse.Namespace) -> int:
     if not target.exists():
         raise UserError(f"{target}: no such suite or spec file")
     suite = load_target(target)
-    if args.threads is not None:
-        if args.threads < 1:
-            raise UserError(f"--threads must be >= 1, got {args.threads}")
+    if args.threads < 0:
+        raise UserError(f"--threads must be >= 0, got {args.threads}")
+    if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
