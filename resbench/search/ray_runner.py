@@ -16,6 +16,17 @@ How it fits the rest:
   stopped by the scheduler (with their curves so far) and trials that failed after retries. It
   also writes every final record again, so a cluster without a shared file system still gets
   all records on the driver.
+* Resume (``--resume``) is ``Tuner.restore`` with Tune's pickled searcher, checked for real by
+  killing a driver in ``tests/search/test_ray.py``. Tune's snapshot (taken each second here)
+  can be older than what happened before the kill, and each consequence is handled: a trial
+  that finished after the snapshot runs again but returns at once with its stored record (no
+  trial is trained twice; its Optuna trial, already told, is left alone); an Optuna trial asked
+  after the snapshot is discarded as interrupted and not counted; every epoch checkpoint is
+  kept until the search ends, since the snapshot may name any of them.
+
+Cluster: ``ray start --head --port=6379`` on one machine, ``ray start --address=HEAD:6379`` on
+each worker, then ``resbench search SPACE --runner ray --address HEAD:6379``; without
+``--address`` a local cluster starts in-process (see ``resbench search --help``).
 """
 from __future__ import annotations
 
