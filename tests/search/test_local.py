@@ -171,3 +171,20 @@ def test_search_package_import_is_light():
     code = ("import sys, resbench.search, resbench.search.cli; "
             "bad = [m for m in ('torch', 'ray', 'optuna') if m in sys.modules]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
+
+
+def test_failing_trial_is_retried_then_recorded_and_search_goes_on(write_space, tmp_path):
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"not a checkpoint")
+    space = tiny_space(stages=[{"depth": 1, "width": 4, "stride": 1},
+                               {"depth": 1, "width": 8, "stride": 2}],
+                       recipe={"epochs": 1, "transfer": {"init": {"$choice": [str(corrupt), None]}}},
+                       search={"sampler": "grid", "pruner": "none"})
+    cfg = config(write_space(space), tmp_path, trials=2, retries=2)
+    result = run_search(cfg)
+    assert result.counts["failed"] == 1 and result.counts["completed"] == 1
+    (failed,) = [r for r in records(cfg) if r["status"] == "failed"]
+    assert failed["attempts"] == 3 and "cannot load" in failed["reason"]
+    study = open_study(cfg, create=False)
+    states = sorted(t.state.name for t in counted(study))
+    assert states == ["COMPLETE", "FAIL"]
