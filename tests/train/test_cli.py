@@ -85,3 +85,14 @@ def test_progress_bars_on_a_terminal_and_log_lines_otherwise(capsys, monkeypatch
     assert "net seed=0: diverged: nan" in captured.out
     with pytest.raises(ValueError, match="progress must be one of"):
         make_progress("fancy", total=1, done=0)
+
+
+def test_run_bench_runs_a_suite_and_writes_its_report(tiny_suite: Path, tmp_path: Path):
+    proc = subprocess.run([sys.executable, str(REPO / "run_bench.py"), str(tiny_suite), "--results",
+                           str(tmp_path / "r"), "--epochs", "1", "--seeds", "0", "--progress", "log"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "tiny: 2 trial(s) run" in proc.stdout and "tiny_res" in proc.stdout
+    report = tmp_path / "r" / "tiny" / "report"
+    assert (report / "report.md").is_file() and (report / "report.html").is_file()
+    assert "tiny_res" in (report / "report.md").read_text()
