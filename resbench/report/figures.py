@@ -271,14 +271,14 @@ def gradient_flow(trials: pd.DataFrame, grad: pd.DataFrame) -> Plot:
                 label=f"{spec['name'].iloc[0]} "
                       f"({'plain' if shortcut == 'none' else f'{shortcut} shortcut'})")
     ax.set(xlabel="residual block index (input → output)",
-           ylabel="gradient L2 norm of block parameters (log)", yscale="log",
+           ylabel="‖∂loss/∂block output‖₂ (log scale)", yscale="log",
            title="Gradient norm per block")
     if len(order) <= 12:
         ax.legend(frameon=False, loc="best")
-    caption = ("Mean L2 norm of the loss gradient with respect to each block's parameters "
+    caption = ("Mean L2 norm of the loss gradient with respect to each block's output "
                "(over probe steps and seeds), from the first block (left) to the last; plain "
-               "nets are red, and a profile that falls towards the input means vanishing "
-               "gradients.")
+               "nets are red. A profile that falls towards the input means vanishing gradients, "
+               "one that rises means exploding gradients; residual nets stay flat.")
     return Plot("gradient_flow", fig, "Gradient flow: per-block gradient norm", caption)
 
 
