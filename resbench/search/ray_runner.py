@@ -187,7 +187,6 @@ def trainable(tune_config: dict[str, Any], config: SearchConfig) -> None:
             if (Path(d) / CHECKPOINT).is_file():
                 shutil.copy(Path(d) / CHECKPOINT, work / CHECKPOINT)
     curves: list[dict[str, Any]] = []
-    metric = config.objectives[0].per_epoch
 
     def reporter(epoch: int, row: dict[str, float]) -> bool:
         curves.append(dict(row))
@@ -196,8 +195,11 @@ def trainable(tune_config: dict[str, Any], config: SearchConfig) -> None:
         info["ray"]["finished"] = time.time()  # if the scheduler stops it here
         partial = untrained_record(config, cand, "pruned", f"stopped after epoch {epoch}", info,
                                    curves)
-        tune.report({**row, "epoch": epoch, config.objectives[0].name: row.get(metric),
-                     "final": False, "key": cand.key, "record": canonical_json(partial)},
+        # Every objective in every result (Tune checks): this epoch's value, the cost, or None.
+        now = {o.name: row.get(o.per_epoch) if o.per_epoch else cand.cost.get(o.metric)
+               for o in config.objectives}
+        tune.report({**row, **now, "epoch": epoch, "final": False, "key": cand.key,
+                     "record": canonical_json(partial)},
                     checkpoint=tune.Checkpoint.from_directory(work))
         return False
 

@@ -167,7 +167,8 @@ def test_kill_driver_and_resume(ray_session, write_space, tmp_path):
 
 
 def test_both_runners_write_the_same_records(ray_session, write_space, tmp_path):
-    """The results store does not care which runner ran: same record fields, same DataFrame."""
+    """The results store does not care which runner ran: same record fields, same DataFrame;
+    and both runners search two objectives at once (a Pareto front)."""
     from resbench.store import load
 
     space = tiny_space(recipe={"epochs": 1}, search={"sampler": "grid", "pruner": "none"})
@@ -176,8 +177,11 @@ def test_both_runners_write_the_same_records(ray_session, write_space, tmp_path)
     for runner in ("local", "ray"):
         cfg = SearchConfig.from_space(load_space(path), runner=runner, experiment=runner,
                                       trials=2, progress=False, sampler_seed=0,
+                                      objectives="val_acc,macs",
                                       results_root=tmp_path / "results")
-        assert run_search(cfg).counts["completed"] == 2
+        result = run_search(cfg)
+        assert result.counts["completed"] == 2
+        assert result.best and all(set(b["values"]) == {"val_acc", "macs"} for b in result.best)
         records = list(Store(cfg.path).records())
         assert {r["search"]["runner"] for r in records} == {"optuna" if runner == "local" else "ray"}
         frames[runner] = load(cfg.path)
