@@ -124,7 +124,7 @@ class SearchConfig:
                            "trials": self.trials, "sampler": self.sampler, "pruner": self.pruner,
                            "max_params": self.max_params, "max_macs": self.max_macs,
                            "seed": self.seed, "sampler_seed": self.sampler_seed,
-                           "study": self.study_name}}
+                           "study": self.study_name, "storage": self.storage}}
 
 
 @dataclass
