@@ -8,7 +8,6 @@ He et al. at small scale), prints the leaderboard and writes the report into
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -37,9 +36,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def write_report(args: argparse.Namespace) -> None:
-    """The suite's report, when the reports package is installed."""
-    if importlib.util.find_spec("resbench.report") is None:
-        return
+    """The suite's report, next to its results."""
     from resbench.report import make_report
     from resbench.store import experiment_dir
     from resbench.train.suite import load_target

@@ -24,7 +24,7 @@ __all__ = ["Recipe", "locate_layer", "merge_layers", "parse_recipe", "recipe_def
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class OptimizerConfig(_Frozen):
