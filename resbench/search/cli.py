@@ -53,6 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="extra attempts for a trial that raises or runs out of memory")
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted search of the same experiment")
+    parser.add_argument("--join", action="store_true",
+                        help="local runner: add this machine's workers to a search running "
+                        "elsewhere on the same --storage (its running trials are left alone)")
     parser.add_argument("--address", help="ray runner: attach to this cluster (e.g. auto or "
                         "HOST:6379); without it a local cluster starts in-process")
     parser.add_argument("--cpus-per-trial", type=float, default=1.0)
@@ -83,7 +86,7 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
             given[flag] = positive_int(getattr(args, flag), path="--" + flag.replace("_", "-"))
     return SearchConfig.from_space(
         space, runner=args.runner, results_root=Path(args.results), workers=args.workers,
-        retries=args.retries, resume=args.resume, progress=not args.quiet,
+        retries=args.retries, resume=args.resume, join=args.join, progress=not args.quiet,
         ray=RayOptions(address=args.address, cpus_per_trial=args.cpus_per_trial,
                        gpus_per_trial=args.gpus_per_trial, scheduler=args.scheduler,
                        reuse_actors=not args.no_reuse_actors,

@@ -47,6 +47,7 @@ class SearchConfig:
     workers: int = 1  # local runner: processes sharing the study
     retries: int = 1  # extra attempts for a trial that fails (exception, out of memory)
     resume: bool = False
+    join: bool = False  # local runner: add workers to a study others are running (shared RDB)
     progress: bool = True
     ray: RayOptions = field(default_factory=RayOptions)
 

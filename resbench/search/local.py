@@ -60,10 +60,11 @@ def prepare_study(config: SearchConfig) -> Any:
     config.store.write_manifest(config.manifest())
     study = open_study(config)
     existing = counted(study)
-    if existing and not config.resume:
+    if existing and not (config.resume or config.join):
         raise UserError(f"experiment {config.experiment!r} already has a study with "
                         f"{len(existing)} trials ({config.storage_url}); pass --resume to "
-                        "continue it, or choose another --experiment")
+                        "continue it (--join to add workers to a search still running "
+                        "elsewhere), or choose another --experiment")
     if config.resume:
         requeue_interrupted(study)
     return study

@@ -124,6 +124,13 @@ def test_existing_study_needs_resume(write_space, tmp_path):
     # resuming a finished search of 2 trials to 3 runs exactly one more
     result = run_search(config(path, tmp_path, trials=3, resume=True))
     assert result.counts["done"] == 3
+    # a worker joining a running search leaves the others' running trials alone
+    cfg = config(path, tmp_path, trials=4)
+    study = open_study(cfg, create=False)
+    other = study.ask()  # another machine's trial, under way
+    result = run_search(config(path, tmp_path, trials=5, join=True))
+    assert result.counts["done"] == 4 and result.counts["running"] == 1
+    assert study._storage.get_trial(other._trial_id).state == optuna.trial.TrialState.RUNNING
 
 
 def test_bad_inputs(write_space, tmp_path):
