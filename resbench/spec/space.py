@@ -26,7 +26,7 @@ from typing import Any, Literal, Protocol
 
 from resbench.errors import SpecError, did_you_mean, join_path
 from resbench.spec.load import BASE_KEY, format_path, load_raw, parse_spec
-from resbench.spec.recipe import parse_recipe
+from resbench.spec.recipe import parse_recipe, recipe_defaults
 from resbench.spec.schema import STAGE_DEFAULTS, Spec
 
 __all__ = ["Dist", "FixedSampler", "Sampler", "SearchSettings", "Space", "load_space",
@@ -549,6 +549,13 @@ class _Resolver:
             return self._field((loc[2],))
         if len(loc) == 1 and isinstance(loc[0], str) and loc[0] in Spec.model_fields:
             return Spec.model_fields[loc[0]].default
+        if loc[0] == "recipe":
+            node: Any = recipe_defaults()
+            for part in loc[1:]:
+                if not isinstance(node, dict) or part not in node:
+                    return None
+                node = node[part]
+            return node
         return None
 
 

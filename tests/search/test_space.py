@@ -94,6 +94,11 @@ def test_when_falls_back_to_the_schema_default():
     s = space(groups={"$choice": [1, 2], "$when": {"block": "bottleneck"}})
     spec, _, params = s.sample(RandomSampler(0))
     assert params == {} and "groups" not in spec
+    # no optimizer given: the recipe's default (sgd) does match
+    s = space(recipe={"optimizer": {"momentum": {"$float": [0.5, 0.95],
+                                                 "$when": {"recipe.optimizer.name": "sgd"}}}})
+    _, recipe, params = s.sample(RandomSampler(0))
+    assert set(params) == {"recipe.optimizer.momentum"} and "momentum" in recipe["optimizer"]
 
 
 @pytest.mark.parametrize("fields, path, words", [
