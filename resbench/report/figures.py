@@ -278,7 +278,7 @@ def gradient_flow(trials: pd.DataFrame, grad: pd.DataFrame) -> Plot:
     caption = ("Mean L2 norm of the loss gradient with respect to each block's output "
                "(over probe steps and seeds), from the first block (left) to the last; plain "
                "nets are red. A profile that falls towards the input means vanishing gradients, "
-               "one that rises means exploding gradients; residual nets stay flat.")
+               "one that rises means exploding gradients.")
     return Plot("gradient_flow", fig, "Gradient flow: per-block gradient norm", caption)
 
 
