@@ -183,9 +183,10 @@ def main() -> None:
                   f"{e['share_of_grid_train_s']:.2f} of its training seconds")
         else:
             print("  ASHA+TPE did not come within 1 point of the grid's best in its budget")
-        (root / "bench_search.json").write_text(json.dumps({"overhead": o, "efficiency": e},
-                                                           indent=1))
-        print(f"figures: {root / 'bench_search.json'}")
+        if args.keep:
+            (root / "bench_search.json").write_text(json.dumps({"overhead": o, "efficiency": e},
+                                                               indent=1))
+            print(f"figures and results kept in {root}")
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
