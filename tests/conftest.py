@@ -13,10 +13,9 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _torch_threads():
-    """Keep each test process to the machine's cores without oversubscription."""
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a hard dependency
-        return
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+def _one_torch_thread():
+    """One intra-op thread: the test nets are tiny, and OpenMP threads waiting on each other
+    cost far more than they save (several times slower on a busy 2-core machine)."""
+    import torch
+
+    torch.set_num_threads(1)

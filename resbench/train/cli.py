@@ -35,10 +35,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override the precision")
     parser.add_argument("--limit", type=int, default=None, metavar="N",
                         help="train on at most N examples (quick checks)")
-    parser.add_argument("--threads", type=int, default=1, metavar="N",
-                        help="CPU threads for torch (default: 1, since the small nets of a suite "
-                             "gain little from more and slow down badly when other jobs share "
-                             "the cores; 0: torch's default)")
+    parser.add_argument("--threads", type=int, default=0, metavar="N",
+                        help="CPU threads for torch (default 0: torch's default, one per core; "
+                             "use 1 when other jobs share the cores, which slows the small nets "
+                             "of a suite badly)")
     parser.add_argument("--retry-failed", action="store_true",
                         help="run failed trials again instead of skipping them")
     parser.add_argument("--progress", choices=("auto", "bar", "log", "none"), default="auto",

@@ -30,11 +30,5 @@ def n_params(model: torch.nn.Module) -> int:
 
 
 @pytest.fixture(autouse=True)
-def _seeded_single_thread():
-    """Seeded, and one intra-op thread: these nets are tiny, and on a shared 2-core machine
-    OpenMP threads waiting on each other cost far more than they save."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _seeded():
     torch.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)

@@ -34,14 +34,3 @@ def write_space(tmp_path: Path):
         return path
 
     return write
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny nets train fastest on one thread, and the machine's cores are shared."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
