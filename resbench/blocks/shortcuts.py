@@ -100,6 +100,19 @@ def projection(in_channels: int, out_channels: int, stride: int, opts: BlockOpti
     return nn.Sequential(*layers)
 
 
+def project_where_reshaped(block: ResidualBlock, in_channels: int, out_channels: int,
+                           stride: int, opts: BlockOptions, same: Merge, reshaped: Merge, *,
+                           avgpool: bool = False) -> Merge:
+    """Option B's rule: no ``downsample`` (merge ``same``) where the block keeps its shape, a
+    projection (merge ``reshaped``) where it changes."""
+    if keeps_shape(in_channels, out_channels, stride):
+        block.downsample = None
+        return same
+    block.downsample = projection(in_channels, out_channels, stride, opts, block.preact,
+                                  avgpool=avgpool)
+    return reshaped
+
+
 class ZeroPad(nn.Module):
     """Option A: subsample by ``stride`` and append zero channels; no parameters."""
 
@@ -169,11 +182,8 @@ class ProjectionShortcut(Shortcut):
     name = "projection"
 
     def attach(self, block, in_channels, out_channels, stride, opts):
-        if keeps_shape(in_channels, out_channels, stride):
-            block.downsample = None
-            return add_identity
-        block.downsample = projection(in_channels, out_channels, stride, opts, block.preact)
-        return add_projected
+        return project_where_reshaped(block, in_channels, out_channels, stride, opts,
+                                      add_identity, add_projected)
 
 
 @SHORTCUTS.register("full_projection")
@@ -194,12 +204,8 @@ class AvgPoolProjectionShortcut(Shortcut):
     name = "avgpool_projection"
 
     def attach(self, block, in_channels, out_channels, stride, opts):
-        if keeps_shape(in_channels, out_channels, stride):
-            block.downsample = None
-            return add_identity
-        block.downsample = projection(in_channels, out_channels, stride, opts, block.preact,
-                                      avgpool=True)
-        return add_projected
+        return project_where_reshaped(block, in_channels, out_channels, stride, opts,
+                                      add_identity, add_projected, avgpool=True)
 
 
 @SHORTCUTS.register("gated")
@@ -211,11 +217,8 @@ class GatedShortcut(Shortcut):
 
     def attach(self, block, in_channels, out_channels, stride, opts):
         block.gate = Gate(in_channels, out_channels, stride, opts.gate_bias)
-        if keeps_shape(in_channels, out_channels, stride):
-            block.downsample = None
-            return gated_identity
-        block.downsample = projection(in_channels, out_channels, stride, opts, block.preact)
-        return gated_projected
+        return project_where_reshaped(block, in_channels, out_channels, stride, opts,
+                                      gated_identity, gated_projected)
 
 
 @SHORTCUTS.register("scaled")
@@ -226,11 +229,8 @@ class ScaledShortcut(Shortcut):
 
     def attach(self, block, in_channels, out_channels, stride, opts):
         block.scale = float(opts.scale)
-        if keeps_shape(in_channels, out_channels, stride):
-            block.downsample = None
-            return scaled_identity
-        block.downsample = projection(in_channels, out_channels, stride, opts, block.preact)
-        return scaled_projected
+        return project_where_reshaped(block, in_channels, out_channels, stride, opts,
+                                      scaled_identity, scaled_projected)
 
 
 @SHORTCUTS.register("none")
