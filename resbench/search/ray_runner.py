@@ -308,6 +308,8 @@ def run_ray(config: SearchConfig) -> SearchResult:
     owns_ray = _init_ray(config)
     progress = Progress(config.experiment, config.trials, enabled=config.progress)
     try:
+        if not config.ray.address:
+            _check_trial_fits(config)
         fn = tune.with_parameters(trainable, config=config)
         resources = {"cpu": config.ray.cpus_per_trial, "gpu": config.ray.gpus_per_trial}
         fn = tune.with_resources(fn, resources)
@@ -397,6 +399,20 @@ def _init_ray(config: SearchConfig) -> bool:
     ray.init(num_cpus=config.ray.num_cpus, num_gpus=config.ray.num_gpus,
              include_dashboard=False, runtime_env=_runtime_env())
     return True
+
+
+def _check_trial_fits(config: SearchConfig) -> None:
+    """A local cluster never grows: refuse a per-trial request it can never grant, which Ray
+    would otherwise wait on forever (e.g. ``--gpus-per-trial`` on a machine without GPUs)."""
+    import ray
+
+    have = ray.cluster_resources()
+    for kind, want in (("CPU", config.ray.cpus_per_trial), ("GPU", config.ray.gpus_per_trial)):
+        if want > have.get(kind, 0.0):
+            flag = f"--{kind.lower()}s-per-trial"
+            raise UserError(f"each trial asks for {want:g} {kind} ({flag}), but the local Ray "
+                            f"cluster has {have.get(kind, 0.0):g}; lower {flag}, or attach to a "
+                            "cluster that has them with --address")
 
 
 def _runtime_env() -> dict[str, Any]:

@@ -9,6 +9,7 @@ import optuna
 import pytest
 
 from resbench.cli import main
+from resbench.errors import UserError
 from resbench.search import SearchConfig, run_search
 from resbench.search.config import RayOptions
 from resbench.search.optuna_study import counted, open_study
@@ -26,7 +27,8 @@ EXPECTED_STATE = {"completed": State.COMPLETE, "diverged": State.COMPLETE, "prun
 @pytest.fixture(scope="module")
 def ray_session():
     """One local Ray for the module: 2 CPUs and 2 declared (fake) GPUs."""
-    ray = pytest.importorskip("ray")
+    import ray
+
     from resbench.search.ray_runner import _runtime_env
 
     ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, runtime_env=_runtime_env())
@@ -76,6 +78,14 @@ def test_outcomes_infeasible_failed_completed(ray_session, write_space, tmp_path
             assert r["metrics"]["params"] > 2000 and not r["curves"]
     trials = check_optuna_agrees_with_records(cfg)
     assert len(trials) == 8
+
+
+def test_a_trial_the_local_cluster_can_never_fit_is_refused(ray_session, write_space, tmp_path):
+    # Ray would wait forever for a third GPU; the user gets an error naming the flag instead.
+    cfg = ray_config(write_space(tiny_space()), tmp_path, trials=2,
+                     ray=RayOptions(gpus_per_trial=3))
+    with pytest.raises(UserError, match=r"asks for 3 GPU \(--gpus-per-trial\).*has 2"):
+        run_search(cfg)
 
 
 def test_gpu_resources_bound_concurrency_and_asha_prunes(ray_session, write_space, tmp_path):
