@@ -141,9 +141,11 @@ class Recipe(_Frozen):
         return tuple(sorted(set(value)))
 
     def trial_dict(self) -> dict[str, Any]:
-        """The recipe of one trial, as stored and hashed: everything but the list of seeds."""
+        """The recipe of one trial, as stored and hashed: everything but the list of seeds and
+        whether data may be downloaded (neither changes what is trained)."""
         data = self.model_dump(mode="json")
         del data["seeds"]
+        del data["data"]["download"]
         return data
 
 

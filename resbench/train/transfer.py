@@ -26,8 +26,10 @@ def load_checkpoint_weights(path: str | Path) -> dict[str, torch.Tensor]:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # a corrupt file or one that needs unsafe unpickling
         raise UserError(f"{path}: cannot load as a weights-only checkpoint: {e}") from None
+    if isinstance(data, dict) and isinstance(data.get("loop"), dict):
+        data = data["loop"]  # a trial checkpoint (see resbench.train.trial): loop state first
     if isinstance(data, dict) and isinstance(data.get("model"), dict):
-        data = data["model"]  # a trial checkpoint (see resbench.train.trial)
+        data = data["model"]
     if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
         raise UserError(f"{path}: not a state_dict (a mapping of names to tensors)")
     out = {}

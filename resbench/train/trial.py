@@ -82,7 +82,8 @@ def run_trial(spec: Spec, recipe: Recipe, seed: int, *, data: DataSplits | None 
     except Diverged as e:
         record.update(status="diverged", reason=str(e))
     except (torch.OutOfMemoryError, MemoryError) as e:
-        record.update(status="failed", reason=f"out of memory: {_first_line(e)}")
+        record.update(status="failed", reason=f"out of memory: {_first_line(e)}",
+                      traceback=traceback.format_exc(limit=8))
     except Exception as e:
         oom = "can't allocate memory" in str(e) or "out of memory" in str(e).lower()
         prefix = "out of memory: " if oom else f"{type(e).__name__}: "
@@ -145,8 +146,8 @@ class _Run:
             epoch_time = time.perf_counter() - start
             row = {"epoch": epoch, "train_loss": stats["train_loss"], "train_acc": stats["train_acc"],
                    "val_loss": stats["val_loss"], "val_acc": stats["val_acc"],
-                   "images_per_s": stats["images_per_s"], "epoch_time_s": epoch_time,
-                   "lr": stats["lr"]}
+                   "images_per_s": stats["images_per_s"], "train_time_s": stats["train_time_s"],
+                   "epoch_time_s": epoch_time, "lr": stats["lr"]}
             self.curves.append(row)
             self._save(epoch)
             if reporter is not None and reporter(epoch, dict(row)):
@@ -170,7 +171,8 @@ class _Run:
         """Restore the last saved epoch of this same trial, if any; returns that epoch (or 0)."""
         if self.checkpoint is None or not self.checkpoint.is_file() or self.loop is None:
             return 0
-        state = torch.load(self.checkpoint, map_location=self.device, weights_only=True)
+        # On the CPU: RNG states must stay CPU byte tensors; load_state_dict moves the rest.
+        state = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
         if state.get("key") != self.record["key"]:
             return 0  # another trial's checkpoint: start afresh (it will be overwritten)
         self.loop.load_state_dict(state["loop"])
@@ -216,7 +218,7 @@ class _Run:
             "final_train_loss": last.get("train_loss"), "final_train_acc": last.get("train_acc"),
             "epochs": len(curves),
             "images_per_s": statistics.median(r["images_per_s"] for r in curves) if curves else None,
-            "train_time_s": sum(r["epoch_time_s"] for r in curves),
+            "train_time_s": sum(r.get("train_time_s", r["epoch_time_s"]) for r in curves),
             "total_time_s": self.elapsed(),
         }
         if self.device is not None:

@@ -70,7 +70,7 @@ def test_reporter_can_prune(data):
     record = run_trial(SPEC, RECIPE, 0, data=data, reporter=stop_after_two)
     assert record["status"] == "pruned" and len(record["curves"]) == 2
     assert seen[0] == (1, ["epoch", "epoch_time_s", "images_per_s", "lr", "train_acc",
-                           "train_loss", "val_acc", "val_loss"])
+                           "train_loss", "train_time_s", "val_acc", "val_loss"])
 
 
 @pytest.mark.parametrize("shortcut", ["none", "zero_pad"])
@@ -114,3 +114,25 @@ def test_autocast_and_channels_last_run_on_cpu(data, precision):
     assert record["status"] == "completed", record["reason"]
     assert record["recipe"]["precision"] == precision
     assert all(g["grad_norm"] > 0 for g in record["grad_flow"])  # unscaled, finite
+
+
+def test_a_trial_checkpoint_initialises_another_trial(data, tmp_path: Path):
+    """The transfer workflow from one of our own runs: a trial's last.pt is a valid `init`."""
+    from resbench.train.transfer import load_checkpoint_weights
+    from resbench.train.trial import adapt_spec
+
+    run_trial(SPEC, RECIPE, 0, data=data, checkpoint_dir=tmp_path)
+    weights = load_checkpoint_weights(tmp_path / CHECKPOINT)
+    trained = torch.load(tmp_path / CHECKPOINT, weights_only=True)["loop"]["model"]
+    model = build(adapt_spec(SPEC, data))
+    model.load_state_dict(weights, strict=True)
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, trained[name]), name
+
+
+def test_train_time_excludes_evaluation(data):
+    record = run_trial(SPEC, RECIPE, 0, data=data)
+    for row in record["curves"]:
+        assert 0 < row["train_time_s"] < row["epoch_time_s"]
+    assert record["metrics"]["train_time_s"] == pytest.approx(
+        sum(r["train_time_s"] for r in record["curves"]))
