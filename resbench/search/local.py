@@ -56,8 +56,11 @@ def run_local(config: SearchConfig) -> SearchResult:
 
 
 def prepare_study(config: SearchConfig) -> Any:
-    """Write the manifest, open the study, and on ``--resume`` requeue interrupted trials."""
-    config.store.write_manifest(config.manifest())
+    """Open the study, write the manifest, and on ``--resume`` requeue interrupted trials.
+
+    A refused run (a study exists without --resume, or its objectives differ) leaves the
+    experiment's manifest as it was."""
+    config.store.path.mkdir(parents=True, exist_ok=True)
     study = open_study(config)
     existing = counted(study)
     if existing and not (config.resume or config.join):
@@ -65,6 +68,7 @@ def prepare_study(config: SearchConfig) -> Any:
                         f"{len(existing)} trials ({config.storage_url}); pass --resume to "
                         "continue it (--join to add workers to a search still running "
                         "elsewhere), or choose another --experiment")
+    config.store.write_manifest(config.manifest())
     if config.resume:
         requeue_interrupted(study)
     return study

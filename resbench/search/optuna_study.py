@@ -5,6 +5,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from resbench.errors import UserError
 from resbench.search.config import SearchConfig
 
 if TYPE_CHECKING:
@@ -99,8 +100,23 @@ def open_study(config: SearchConfig, *, sampler: Any = None, create: bool = True
                               "pruner": make_pruner(config)}
     if not create:
         return optuna.load_study(**kwargs)
-    return optuna.create_study(load_if_exists=True,
-                               directions=[o.direction for o in config.objectives], **kwargs)
+    study = optuna.create_study(load_if_exists=True,
+                                directions=[o.direction for o in config.objectives], **kwargs)
+    _check_objectives(study, config)
+    return study
+
+
+def _check_objectives(study: optuna.Study, config: SearchConfig) -> None:
+    """An existing study keeps its objectives: Optuna would silently keep the stored
+    directions, so a rerun with other objectives would optimise the wrong way."""
+    names = [o.name for o in config.objectives]
+    stored = study.user_attrs.get("objectives")
+    if stored is None:
+        study.set_user_attr("objectives", names)
+    elif stored != names:
+        raise UserError(f"the study of experiment {config.experiment!r} optimises "
+                        f"{', '.join(stored)}, not {', '.join(names)}; pass the same --objective, "
+                        "or choose another --experiment")
 
 
 def counted(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:

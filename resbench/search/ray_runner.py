@@ -174,7 +174,8 @@ def trainable(tune_config: dict[str, Any], config: SearchConfig) -> None:
 
     if not cand.feasible:
         record = untrained_record(config, cand, "infeasible", "; ".join(cand.violations), info)
-        store.write_record(record)
+        if not store.has(cand.key):  # never replace a result trained under looser limits
+            store.write_record(record)
         return final(record)
     prior = reusable_record(store, cand.key)
     if prior is not None:
@@ -245,7 +246,10 @@ def _callback_class() -> type:
                 record = json.loads(result["record"])
                 store = self.config.store
                 if result.get("final"):
-                    if not result.get("cached"):  # a reused record is in the store already
+                    # A reused record is in the store already; an infeasible one never
+                    # replaces a result trained under looser limits.
+                    if not result.get("cached") and not (
+                            record["status"] == "infeasible" and store.has(record["key"])):
                         store.write_record(record)
                 elif not store.has(record["key"], REUSABLE):
                     record["reason"] = (f"stopped by the {self.config.ray.scheduler} scheduler "

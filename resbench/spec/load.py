@@ -171,6 +171,17 @@ def _annotation_at(model: type[BaseModel], loc: tuple[Any, ...]) -> Any:
     return annotation
 
 
+def field_info(loc: tuple[Any, ...]) -> tuple[bool, list[Any] | None]:
+    """Whether ``loc`` names a field of a spec (under ``recipe``, of a recipe), and the values
+    it allows when it is a choice of words (None otherwise)."""
+    from resbench.spec.recipe import Recipe
+
+    model, rest = (Recipe, loc[1:]) if loc[:1] == ("recipe",) else (Spec, loc)
+    if _annotation_at(model, rest) is None:
+        return False, None
+    return True, _allowed_at(model, rest)
+
+
 def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     target = _model_in(_annotation_at(model, loc))
     return list(target.model_fields) if target is not None else []

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from resbench.errors import SpecError, did_you_mean, join_path
-from resbench.spec.load import BASE_KEY, format_path, load_raw, parse_spec
+from resbench.spec.load import BASE_KEY, field_info, format_path, load_raw, parse_spec
 from resbench.spec.recipe import parse_recipe, recipe_defaults
 from resbench.spec.schema import STAGE_DEFAULTS, Spec
 
@@ -270,7 +270,7 @@ def _parse_range(key: str, arg: Any, node: dict[str, Any], loc: Loc, name: str,
         if not isinstance(step, number) or isinstance(step, bool) or step <= 0:
             raise SpecError(f"step must be a positive {'integer' if is_int else 'number'}",
                             file=file, path=join_path(name, "step"), value=step)
-        if log and step != 1:
+        if log and (step != 1 or not is_int):  # Optuna: only an integer log range has a step (1)
             raise SpecError("a log-scale range cannot have a step", file=file,
                             path=join_path(name, "step"), value=step)
         span = (hi - lo) / step
@@ -317,8 +317,23 @@ def _parse_when(when: Any, name: str, file: str | None) -> tuple[tuple[Loc, tupl
         if not values:
             raise SpecError("an empty list of values can never match", file=file,
                             path=join_path(where, str(key)), value=value)
+        _check_condition(loc, values, join_path(where, str(key)), file)
         out.append((loc, values))
     return tuple(out)
+
+
+def _check_condition(loc: Loc, values: tuple[Any, ...], where: str, file: str | None) -> None:
+    """A condition on no field, or on a value its field can never take, would silently never
+    hold (a typo would drop the conditional field from every sample)."""
+    exists, allowed = field_info(loc)
+    if not exists:
+        raise SpecError("$when names no field of a spec or recipe", file=file, path=where,
+                        value=format_path(loc))
+    for value in values:
+        if allowed is not None and value not in allowed:
+            raise SpecError(f"$when value {value!r} can never match", file=file, path=where,
+                            value=value, allowed=allowed,
+                            suggestion=did_you_mean(str(value), map(str, allowed)))
 
 
 def _parse_settings(raw: Any, file: str | None) -> SearchSettings:

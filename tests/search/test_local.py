@@ -133,6 +133,19 @@ def test_existing_study_needs_resume(write_space, tmp_path):
     assert study._storage.get_trial(other._trial_id).state == optuna.trial.TrialState.RUNNING
 
 
+def test_resuming_with_other_objectives_is_refused_and_changes_nothing(write_space, tmp_path):
+    # Optuna would keep the stored direction and maximise MACs; the user gets an error instead.
+    path = write_space(tiny_space(recipe={"epochs": 1}, search={"pruner": "none"}))
+    first = config(path, tmp_path, trials=2)
+    run_search(first)
+    manifest = Store(first.path).read_manifest()
+    for objectives in (("macs",), ("val_acc", "macs")):
+        with pytest.raises(UserError, match="optimises val_acc, not"):
+            run_search(config(path, tmp_path, trials=3, resume=True, objectives=objectives))
+    assert Store(first.path).read_manifest() == manifest
+    assert len(counted(open_study(first, create=False))) == 2
+
+
 def test_bad_inputs(write_space, tmp_path):
     path = write_space(tiny_space(search={"objectives": ["val_acc", "flops"]}))
     with pytest.raises(SpecError) as info:
