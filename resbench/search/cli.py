@@ -104,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
     c = result.counts
     print(f"{config.experiment}: {c.get('done', 0)} trials in {result.seconds:.1f}s "
           f"({c.get('completed', 0)} completed, {c.get('pruned', 0)} pruned, "
-          f"{c.get('infeasible', 0)} infeasible, {c.get('failed', 0)} failed, "
+          f"{c.get('infeasible', 0)} infeasible, {c.get('diverged', 0)} diverged, "
+          f"{c.get('failed', 0)} failed, "
           f"{c.get('cached', 0)} reused) -> {result.path}")
     label = "pareto front" if config.multi_objective else "best"
     for row in result.best:

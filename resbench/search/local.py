@@ -196,7 +196,8 @@ def train(config: SearchConfig, cand: Candidate, trial: Any, info: dict[str, Any
 
 
 def tell(config: SearchConfig, study: Any, trial: Any, record: dict[str, Any]) -> None:
-    """Report a finished record to Optuna: pruned as pruned, no objective values as failed."""
+    """Report a finished record to Optuna: pruned as pruned; failed, diverged (its accuracy is
+    no result) or without objective values as failed."""
     from optuna.trial import TrialState
 
     status = record["status"]
@@ -205,7 +206,7 @@ def tell(config: SearchConfig, study: Any, trial: Any, record: dict[str, Any]) -
         study.tell(trial, state=TrialState.PRUNED)
         return
     values = obj.values(config.objectives, record)
-    if status == "failed" or values is None:
+    if status in ("failed", "diverged") or values is None:
         trial.set_user_attr("reason", str(record.get("reason")))
         study.tell(trial, state=TrialState.FAIL)
         return

@@ -125,7 +125,7 @@ def counted(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
 
 
 def counts(study: optuna.Study) -> Counter[str]:
-    """Trials by outcome: completed, pruned, infeasible, failed, running, cached."""
+    """Trials by outcome: completed, pruned, infeasible, diverged, failed, running, cached."""
     from optuna.trial import TrialState
 
     out: Counter[str] = Counter()
@@ -136,14 +136,14 @@ def counts(study: optuna.Study) -> Counter[str]:
         elif t.state == TrialState.WAITING:
             out["waiting"] += 1
         elif t.state == TrialState.FAIL:
-            out["failed"] += 1
+            out["diverged" if status == "diverged" else "failed"] += 1
         elif t.state == TrialState.PRUNED:
             out["infeasible" if status == "infeasible" else "pruned"] += 1
         else:
             out["completed"] += 1
         if t.user_attrs.get("cached"):
             out["cached"] += 1
-    out["done"] = sum(out[k] for k in ("completed", "pruned", "infeasible", "failed"))
+    out["done"] = sum(out[k] for k in ("completed", "pruned", "infeasible", "diverged", "failed"))
     return out
 
 

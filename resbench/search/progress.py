@@ -10,8 +10,9 @@ from typing import TextIO
 def progress_line(name: str, total: int, counts: Mapping[str, int], best: str) -> str:
     parts = [f"{counts.get('done', 0)}/{total} done", f"{counts.get('running', 0)} running",
              f"{counts.get('pruned', 0)} pruned", f"{counts.get('failed', 0)} failed"]
-    if counts.get("infeasible"):
-        parts.append(f"{counts['infeasible']} infeasible")
+    for outcome in ("diverged", "infeasible"):
+        if counts.get(outcome):
+            parts.append(f"{counts[outcome]} {outcome}")
     if counts.get("cached"):
         parts.append(f"{counts['cached']} cached")
     return f"[{name}] " + " | ".join(parts) + f" | {best}"

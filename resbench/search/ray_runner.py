@@ -138,7 +138,7 @@ def _searcher_class() -> type:
             values = [result.get(o.name) for o in self.objectives]
             if status in ("pruned", "infeasible"):
                 self._ot_study.tell(ot_trial, state=TrialState.PRUNED)
-            elif status == "failed" or any(v is None for v in values):
+            elif status in ("failed", "diverged") or any(v is None for v in values):
                 self._ot_study.tell(ot_trial, state=TrialState.FAIL)
             else:
                 self._ot_study.tell(ot_trial, values if len(values) > 1 else values[0])

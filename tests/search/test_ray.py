@@ -20,7 +20,7 @@ from tests.search.killing import kill_when, snapshot, start_driver
 
 pytestmark = pytest.mark.slow
 State = optuna.trial.TrialState
-EXPECTED_STATE = {"completed": State.COMPLETE, "diverged": State.COMPLETE, "pruned": State.PRUNED,
+EXPECTED_STATE = {"completed": State.COMPLETE, "diverged": State.FAIL, "pruned": State.PRUNED,
                   "infeasible": State.PRUNED, "failed": State.FAIL}
 
 
