@@ -22,11 +22,14 @@ COST_METRICS = ("params", "macs", "latency_ms_b1", "images_per_s")
 SEED_METRICS = ("best_val_acc", "final_val_acc", "final_train_loss")
 """Per-trial results averaged over seeds (mean and standard deviation)."""
 
-ABLATION_FIELDS = ("block", "shortcut", "depths", "widths", "stem", "norm", "activation",
-                   "groups", "se_ratio", "stochastic_depth", "zero_init_residual",
-                   "num_classes", "input_channels", "input_size")
+ABLATION_FIELDS = ("block", "shortcut", "depths", "widths", "stem", "stem_width", "strides",
+                   "norm", "activation", "groups", "width_per_group", "se_ratio",
+                   "stochastic_depth", "zero_init_residual", "head_dropout", "num_classes",
+                   "input_channels", "input_size")
 """Summary fields two specs may differ in to form a paired ablation (depth/width follow
-depths/widths, so they are not separate axes)."""
+depths/widths, so they are not separate axes). Options that follow from another field (a
+block's expansion, a shortcut's gate_bias or scale) are not axes of their own; per-stage
+differences behind a ``mixed`` value are not seen."""
 
 ABLATION_LABELS = {"depths": "depth", "widths": "width"}
 

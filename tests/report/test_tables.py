@@ -121,3 +121,22 @@ def test_one_architecture_under_two_recipes_is_two_rows(tmp_path):
         assert row["completed"] == 2
         assert _close(row["best_val_acc_mean"], statistics.fmean(these["best_val_acc"]))
     assert tables.paired_ablations(trials).empty  # same architecture: nothing to ablate
+
+
+def test_specs_that_also_differ_in_stem_width_are_not_paired(tmp_path):
+    # A (basic, stem 16), B (basic, stem 64), C (bottleneck, stem 16): only A-C is a block
+    # ablation; B-C differs in two fields.
+    from resbench.store import Store
+    from tests.report.fixtures import make_record, make_spec
+
+    a = make_spec("a", "projection", 20)
+    b = make_spec("b", "projection", 20).model_copy(update={"stem": a.stem.model_copy(update={"width": 64})})
+    c = make_spec("c", "projection", 29, block="bottleneck")
+    store = Store(tmp_path / "ablate")
+    store.write_manifest({"name": "ablate", "kind": "suite"})
+    for spec in (a, b, c):
+        for seed in (0, 1):
+            store.write_record(make_record("ablate", spec, seed))
+    pairs = tables.paired_ablations(tables.prepare(load(tmp_path / "ablate")))
+    block = pairs[pairs["field"] == "block"]
+    assert list(zip(block["spec_a"], block["spec_b"])) == [("a", "c")]
