@@ -121,7 +121,7 @@ def test_gpu_resources_bound_concurrency_and_asha_prunes(ray_session, write_spac
 
 
 def test_kill_driver_and_resume(ray_session, write_space, tmp_path):
-    space = tiny_space(recipe={"epochs": 10, "data": {"name": "synthetic", "image_size": 8,
+    space = tiny_space(recipe={"epochs": 16, "data": {"name": "synthetic", "image_size": 8,
                                                       "options": {"count": 3000, "num_classes": 4}}},
                        search={"sampler": "random", "trials": 6, "experiment": "rkill"})
     path = write_space(space)
@@ -130,13 +130,15 @@ def test_kill_driver_and_resume(ray_session, write_space, tmp_path):
     args = [str(path), "--runner", "ray", "--address", ray_session, "--results", str(root),
             "--sampler-seed", "0", "--scheduler", "none"]
 
-    def mid_search() -> bool:  # two trials recorded, another half-way (Tune snapshots each 1 s)
+    # Two trials recorded, another half-way: Tune snapshots its state each second (later on a
+    # loaded machine), so by epoch 8 its snapshot holds one of this trial's epoch checkpoints.
+    def mid_search() -> bool:
         if len(list((folder / "trials").glob("*.json"))) < 2:
             return False
         for log in (folder / "ray" / "tune").glob("trial_*/result.json"):
             lines = log.read_text().splitlines()
             last = json.loads(lines[-1]) if lines and lines[-1].endswith("}") else {}
-            if last.get("final") is False and last.get("epoch", 0) >= 5:
+            if last.get("final") is False and last.get("epoch", 0) >= 8:
                 return True
         return False
 
