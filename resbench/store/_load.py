@@ -1,14 +1,12 @@
 """Results folders → pandas DataFrames: one row per trial, or long tables of curves/gradient flow."""
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from resbench.errors import UserError
-from resbench.store._records import read_record_file, record_files
-from resbench.store._store import MANIFEST, TRIALS
+from resbench.store._store import MANIFEST, TRIALS, Store
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -80,14 +78,7 @@ def _records(path_or_paths: Paths, strict: bool) -> Iterator[dict[str, Any]]:
     folders = experiment_folders(path_or_paths)
     count = 0
     for folder in folders:
-        for path in record_files(folder / TRIALS):
-            try:
-                record = read_record_file(path)
-            except UserError as e:
-                if strict:
-                    raise
-                warnings.warn(f"skipping corrupt trial record: {e}", stacklevel=3)
-                continue
+        for record in Store(folder).records(strict=strict):
             count += 1
             yield record
     if count == 0:

@@ -30,7 +30,6 @@ from resbench.spec import Spec, load_spec
 from resbench.spec.load import parse_model, read_file
 from resbench.spec.recipe import Recipe, locate_layer, merge_layers, parse_recipe
 
-FINISHED = ("completed", "diverged", "failed", "pruned", "infeasible")
 
 
 class SuiteFile(BaseModel):
@@ -175,7 +174,7 @@ def run_suite(suite: Suite, *, results_root: str | Path = "results", experiment:
     skipped (with ``retry_failed``, failed ones run again). ``progress`` is ``auto`` (bars on a
     terminal, log lines otherwise), ``bar``, ``log`` or ``none``.
     """
-    from resbench.store import Store, experiment_dir
+    from resbench.store import STATUSES, Store, experiment_dir
     from resbench.train.progress import make_progress
     from resbench.train.trial import load_data, run_trial, trial_identity
 
@@ -192,7 +191,7 @@ def run_suite(suite: Suite, *, results_root: str | Path = "results", experiment:
         if all(key != k for _, _, k, _ in keyed):  # the same trial twice in a matrix runs once
             keyed.append((plan, data, key, adapted))
     store.write_manifest(_manifest(suite, keyed))
-    redo = ("completed", "diverged", "pruned", "infeasible") if retry_failed else FINISHED
+    redo = tuple(s for s in STATUSES if s != "failed") if retry_failed else STATUSES
     todo = [item for item in keyed if not store.has(item[2], redo)]
     bar = make_progress(progress, total=len(keyed), done=len(keyed) - len(todo))
     try:
