@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from resbench.errors import UserError
+from resbench.spec.library import library_root
 
-DEFAULT_SUITE = Path(__file__).resolve().parents[2] / "specs" / "suites" / "degradation.yaml"
+DEFAULT_SUITE = library_root() / "suites" / "degradation.yaml"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
