@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from resbench.errors import SpecError, did_you_mean, join_path
+from resbench.spec.merge import merge
 from resbench.spec.schema import ShapeError, Spec
 
 BASE_KEY = "_base_"
@@ -68,38 +69,6 @@ def load_raw(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         data = merge(merged, data, file=path)
     data.setdefault("name", path.stem)
     return data
-
-
-def merge(base: Any, override: Any, *, file: str | Path | None = None, path: str = "") -> Any:
-    """Recursive override: mappings merge, lists and scalars are replaced.
-
-    A mapping with integer keys overrides a list item by item, so a child spec can change one
-    stage: ``stages: {2: {depth: 18}}``.
-    """
-    if isinstance(base, dict) and isinstance(override, dict):
-        out = dict(base)
-        for key, value in override.items():
-            out[key] = merge(base[key], value, file=file, path=join_path(path, str(key))) \
-                if key in base else value
-        return out
-    if isinstance(base, list) and isinstance(override, dict):
-        out = list(base)
-        for key, value in override.items():
-            index = _list_index(key, len(out), file, path)
-            out[index] = merge(out[index], value, file=file, path=f"{path}[{index}]")
-        return out
-    return override
-
-
-def _list_index(key: Any, length: int, file: Any, path: str) -> int:
-    try:
-        index = int(key)
-    except (TypeError, ValueError):
-        index = None
-    if index is None or not 0 <= index < length:
-        raise SpecError(f"overriding a list by index needs indices 0..{length - 1}",
-                        file=file, path=path, value=key)
-    return index
 
 
 def parse_model(model: type[BaseModel], data: Mapping[str, Any], *,

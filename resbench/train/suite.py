@@ -78,7 +78,8 @@ class Suite:
                 layers = [locate_layer(entry.spec.recipe or {}, entry.path), self.recipe,
                           override, flags]
                 where = f"overrides[{i}]" if len(self.overrides) > 1 else "recipe"
-                recipe = parse_recipe(merge_layers(*layers), file=self.file or entry.path,
+                file = self.file or entry.path
+                recipe = parse_recipe(merge_layers(*layers, file=file, path=where), file=file,
                                       path=where)
                 columns.append((entry, i, recipe))
         all_seeds = sorted({s for _, _, r in columns for s in (seeds or self.seeds or r.seeds)})
