@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from resbench.errors import UserError
+from resbench.errors import UserError, unknown
 from resbench.search.objectives import Objective
 from resbench.spec.space import PRUNERS, SAMPLERS, Space
 from resbench.store import Store, experiment_dir
@@ -54,13 +54,11 @@ class SearchConfig:
     def __post_init__(self) -> None:
         # Absolute, so Ray workers (whose working directory differs) write to the same folder.
         object.__setattr__(self, "results_root", Path(self.results_root).resolve())
-        if self.sampler not in SAMPLERS:
-            raise UserError(f"unknown sampler {self.sampler!r} (allowed: {', '.join(SAMPLERS)})")
-        if self.pruner not in PRUNERS:
-            raise UserError(f"unknown pruner {self.pruner!r} (allowed: {', '.join(PRUNERS)})")
-        if self.ray.scheduler not in SCHEDULERS:
-            raise UserError(f"unknown scheduler {self.ray.scheduler!r} "
-                            f"(allowed: {', '.join(SCHEDULERS)})")
+        for kind, value, allowed in (("sampler", self.sampler, SAMPLERS),
+                                     ("pruner", self.pruner, PRUNERS),
+                                     ("scheduler", self.ray.scheduler, SCHEDULERS)):
+            if value not in allowed:
+                raise unknown(kind, value, allowed)
         if self.trials < 1 or self.workers < 1 or self.retries < 0:
             raise UserError("trials and workers must be >= 1 and retries >= 0")
         if self.sampler == "grid":

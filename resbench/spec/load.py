@@ -12,7 +12,7 @@ from typing import Any, Literal, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from resbench.errors import SpecError, did_you_mean, join_path
+from resbench.errors import SpecError, join_path, unknown
 from resbench.spec.merge import merge
 from resbench.spec.schema import ShapeError, Spec
 
@@ -99,15 +99,13 @@ def spec_error_from_validation(exc: ValidationError, model: type[BaseModel], *,
     path = join_path(prefix, format_path(loc))
     kind, value = err["type"], err.get("input")
     if kind == "extra_forbidden":
-        fields = _fields_at(model, loc[:-1])
-        return SpecError(f"unknown field {loc[-1]!r}{more}", file=file, path=path,
-                         allowed=sorted(fields), suggestion=did_you_mean(str(loc[-1]), fields))
+        return unknown("field", loc[-1], sorted(_fields_at(model, loc[:-1])), file=file,
+                       path=path, detail=more)
     if kind == "missing":
         return SpecError(f"required field is missing{more}", file=file, path=path)
     allowed = _allowed_at(model, loc)
     if allowed is not None and kind in ("literal_error", "enum"):
-        return SpecError(f"unknown value {value!r}{more}", file=file, path=path, value=value,
-                         allowed=allowed, suggestion=did_you_mean(str(value), allowed))
+        return unknown("value", value, allowed, file=file, path=path, detail=more)
     message = err["msg"].removeprefix("Value error, ")
     return SpecError(f"{message}, got {value!r}{more}", file=file, path=path, value=value)
 

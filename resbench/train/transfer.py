@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from resbench.errors import SpecError, UserError
+from resbench.errors import SpecError, UserError, unknown
 from resbench.spec.recipe import TransferConfig
 
 _PREFIXES = ("module.", "_orig_mod.")  # DataParallel / torch.compile wrappers
@@ -81,8 +81,8 @@ def _part_names(model: nn.Module, part: str) -> list[str]:
     if part in names:
         return [part]
     allowed = ["stem", *stages, "head", *names]
-    raise SpecError("unknown part of the model", path="recipe.transfer.freeze", value=part,
-                    allowed=list(dict.fromkeys(allowed)))
+    raise unknown("part of the model", part, list(dict.fromkeys(allowed)),
+                  path="recipe.transfer.freeze")
 
 
 def parts(model: nn.Module, names: tuple[str, ...] | list[str]) -> list[nn.Module]:
