@@ -17,8 +17,8 @@ from typing import Any
 from resbench.errors import UserError
 from resbench.search import objectives as obj
 from resbench.search.candidate import (
+    DATA_SETS_PER_WORKER,
     Candidate,
-    DataCache,
     make_candidate,
     search_info,
     untrained_record,
@@ -35,6 +35,7 @@ from resbench.search.optuna_study import (
 )
 from resbench.search.progress import Progress
 from resbench.store import Store, canonical_json
+from resbench.train.datacache import DataCache
 
 RUNNER = "optuna"
 REUSABLE = ("completed", "diverged", "pruned")  # a stored record of these is not trained again
@@ -109,7 +110,7 @@ def finish(config: SearchConfig, study: Any, seconds: float) -> SearchResult:
 def worker(config: SearchConfig, on_done: Any = None) -> None:
     """Ask, evaluate and tell trials until the study holds the requested number of them."""
     study = open_study(config)
-    cache = DataCache()
+    cache = DataCache(max_entries=DATA_SETS_PER_WORKER)  # this worker's, until it returns
     store = config.store
     while (trial := ask_within_budget(study, config.trials)) is not None:
         evaluate(config, study, trial, cache, store)

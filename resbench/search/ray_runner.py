@@ -40,7 +40,12 @@ from pathlib import Path
 from typing import Any
 
 from resbench.errors import UserError
-from resbench.search.candidate import DataCache, make_candidate, search_info, untrained_record
+from resbench.search.candidate import (
+    DATA_SETS_PER_WORKER,
+    make_candidate,
+    search_info,
+    untrained_record,
+)
 from resbench.search.config import SearchConfig, SearchResult
 from resbench.search.local import REUSABLE, finish, reusable_record
 from resbench.search.optuna_study import (
@@ -54,10 +59,14 @@ from resbench.search.optuna_study import (
 )
 from resbench.search.progress import Progress
 from resbench.store import canonical_json
+from resbench.train.datacache import DataCache
 
 RUNNER = "ray"
 TUNE_NAME = "tune"
-_CACHE = DataCache()  # per worker process: reused actors load each data set once
+# The data sets of this Ray worker process: Tune runs trial after trial in one worker process
+# when it reuses actors, so they are kept between its trials, at most DATA_SETS_PER_WORKER of
+# them, and go with the process. (The driver's callbacks keep their own, see RecordWriter.)
+WORKER_DATA = DataCache(max_entries=DATA_SETS_PER_WORKER)
 
 
 # ----- the space, seen from Optuna inside Ray ------------------------------------------------
@@ -158,7 +167,7 @@ def trainable(tune_config: dict[str, Any], config: SearchConfig) -> None:
 
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # one line per checkpoint otherwise
     point = tune_config["point"]
-    cand = make_candidate(config, point["spec"], point["recipe"], point["params"], _CACHE)
+    cand = make_candidate(config, point["spec"], point["recipe"], point["params"], WORKER_DATA)
     info = search_info(RUNNER, config, point["trial_number"], point["params"])
     context = ray.get_runtime_context()
     info["ray"] = {"node_id": context.get_node_id(), "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
@@ -228,9 +237,11 @@ def _callback_class() -> type:
         def __init__(self, config: SearchConfig, progress: Progress) -> None:
             self.config, self.progress = config, progress
             self.study = None
+            self.data = DataCache(max_entries=1)  # for failed trials' records, while Tune runs
 
         def __getstate__(self) -> dict[str, Any]:
-            return {**self.__dict__, "study": None}  # Tune saves its run config, callbacks too
+            # Tune saves its run config, callbacks too: not the study or loaded data.
+            return {**self.__dict__, "study": None, "data": DataCache(max_entries=1)}
 
         def _update(self) -> None:
             if self.study is None:
@@ -258,7 +269,7 @@ def _callback_class() -> type:
             self._update()
 
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            record = failed_record(self.config, trial)
+            record = failed_record(self.config, trial, self.data)
             if not self.config.store.has(record["key"], REUSABLE):  # never hide a result
                 self.config.store.write_record(record)
             self._update()
@@ -266,10 +277,10 @@ def _callback_class() -> type:
     return RecordWriter
 
 
-def failed_record(config: SearchConfig, trial: Any) -> dict[str, Any]:
+def failed_record(config: SearchConfig, trial: Any, cache: DataCache) -> dict[str, Any]:
     """The record of a trial that failed after all its retries, with the last error."""
     point = trial.config["point"]
-    cand = make_candidate(config, point["spec"], point["recipe"], point["params"], _CACHE)
+    cand = make_candidate(config, point["spec"], point["recipe"], point["params"], cache)
     error = (_error_text(trial) or "unknown error").strip().splitlines()
     reason = next((line for line in reversed(error) if "Error" in line), error[-1])
     info = search_info(RUNNER, config, point["trial_number"], point["params"])
