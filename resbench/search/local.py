@@ -31,6 +31,7 @@ from resbench.search.optuna_study import (
     counted,
     counts,
     describe_best,
+    discard_interrupted,
     open_study,
 )
 from resbench.search.progress import Progress
@@ -71,26 +72,8 @@ def prepare_study(config: SearchConfig) -> Any:
                         "elsewhere), or choose another --experiment")
     config.store.write_manifest(config.manifest())
     if config.resume:
-        requeue_interrupted(study)
+        discard_interrupted(study, requeue=True)
     return study
-
-
-def requeue_interrupted(study: Any) -> list[int]:
-    """Trials left running by a killed driver: discard them and queue their points again.
-
-    Their per-epoch checkpoints (keyed by trial key) let the requeued trial continue where the
-    killed one stopped. Assumes no other worker is still running on this study.
-    """
-    from optuna.trial import TrialState
-
-    requeued = []
-    for t in counted(study):
-        if t.state == TrialState.RUNNING:
-            study._storage.set_trial_user_attr(t._trial_id, DISCARDED, "interrupted")
-            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-            study.enqueue_trial(t.params, user_attrs={"requeued_from": t.number})
-            requeued.append(t.number)
-    return requeued
 
 
 def finish(config: SearchConfig, study: Any, seconds: float) -> SearchResult:

@@ -124,6 +124,27 @@ def counted(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return [t for t in study.get_trials(deepcopy=False) if DISCARDED not in t.user_attrs]
 
 
+def discard_interrupted(study: optuna.Study, *, requeue: bool) -> list[int]:
+    """Trials a killed driver left RUNNING, for both runners: each is marked discarded
+    (``interrupted``) and failed, so it does not count; with ``requeue`` its point is queued
+    again (the local runner: the trial's epoch checkpoint, kept under its trial key, lets the
+    requeued trial continue where the killed one stopped). The Ray runner does not requeue:
+    Tune restarts the trials its snapshot knew, and any other is lost with the driver.
+
+    Assumes no other worker is still running trials of this study. Returns their numbers.
+    """
+    from optuna.trial import TrialState
+
+    from resbench._compat.optuna import fail_trial
+
+    interrupted = [t for t in counted(study) if t.state == TrialState.RUNNING]
+    for t in interrupted:
+        fail_trial(study, t, {DISCARDED: "interrupted"})
+        if requeue:
+            study.enqueue_trial(t.params, user_attrs={"requeued_from": t.number})
+    return [t.number for t in interrupted]
+
+
 def counts(study: optuna.Study) -> Counter[str]:
     """Trials by outcome: completed, pruned, infeasible, diverged, failed, running, cached."""
     from optuna.trial import TrialState
