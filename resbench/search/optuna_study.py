@@ -61,6 +61,8 @@ def make_sampler(config: SearchConfig) -> optuna.samplers.BaseSampler:
     if config.sampler == "nsga2":
         population = max(4, min(50, config.trials // 4))
         return optuna.samplers.NSGAIISampler(population_size=population, seed=seed)
+    if config.sampler != "tpe":  # SearchConfig resolved and checked it (default_sampler)
+        raise ValueError(f"no Optuna sampler for {config.sampler!r}")
     # Parallel workers: the constant liar keeps TPE from proposing what is already running.
     parallel = config.workers > 1 or config.runner == "ray"
     return optuna.samplers.TPESampler(seed=seed, constant_liar=parallel,

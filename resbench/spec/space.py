@@ -96,7 +96,7 @@ class SearchSettings:
     objectives: tuple[str, ...] = ("val_acc",)
     max_params: int | None = None
     max_macs: int | None = None
-    sampler: str | None = None  # None: tpe for one objective, nsga2 for several
+    sampler: str | None = None  # None: resbench.search.config.default_sampler(objectives)
     pruner: str = "median"
     trials: int = 20
     seed: int | None = None  # training seed of every trial (default: the recipe's first seed)
