@@ -200,9 +200,10 @@ def tell(config: SearchConfig, study: Any, trial: Any, record: dict[str, Any]) -
 # ----- several workers ---------------------------------------------------------------------
 
 def _worker_main(config: SearchConfig, threads: int) -> None:
-    import torch
+    """The entry point of one worker process: its share of the cores, then its trials."""
+    from resbench.train.threads import set_threads
 
-    torch.set_num_threads(threads)
+    set_threads(threads)
     worker(config)
 
 
