@@ -5,10 +5,13 @@ another process without telling the sampler about it (``Study.tell`` runs the sa
 ``after_trial`` and refuses trials it did not ask), and the Ray searcher must re-read one
 trial's current state after a restore without fetching the whole study. Optuna has no public
 call for either. Checked by ``tests/test_compat.py``; tested with optuna 4.x-5.0.
+
+``quiet`` is here too, as the one place that touches Optuna's process-wide log level.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 
@@ -24,3 +27,17 @@ def fail_trial(study: Any, trial: Any, user_attrs: Mapping[str, Any]) -> None:
     for key, value in user_attrs.items():
         study._storage.set_trial_user_attr(trial._trial_id, key, value)
     study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Optuna logs warnings only during the block (it logs every study and trial at INFO
+    otherwise); its level is process-wide, so the caller's level is restored after."""
+    import optuna
+
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(before)

@@ -201,10 +201,12 @@ def tell(config: SearchConfig, study: Any, trial: Any, record: dict[str, Any]) -
 
 def _worker_main(config: SearchConfig, threads: int) -> None:
     """The entry point of one worker process: its share of the cores, then its trials."""
+    from resbench._compat.optuna import quiet
     from resbench.train.threads import set_threads
 
     set_threads(threads)
-    worker(config)
+    with quiet():
+        worker(config)
 
 
 def _run_workers(config: SearchConfig, study: Any, progress: Progress) -> None:

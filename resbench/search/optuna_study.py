@@ -96,14 +96,16 @@ def open_study(config: SearchConfig, *, sampler: Any = None, create: bool = True
     """Create or load the experiment's study (its name is the experiment's)."""
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    from resbench._compat.optuna import quiet
+
     kwargs: dict[str, Any] = {"storage": storage(config), "study_name": config.study_name,
                               "sampler": sampler or make_sampler(config),
                               "pruner": make_pruner(config)}
-    if not create:
-        return optuna.load_study(**kwargs)
-    study = optuna.create_study(load_if_exists=True,
-                                directions=[o.direction for o in config.objectives], **kwargs)
+    with quiet():
+        if not create:
+            return optuna.load_study(**kwargs)
+        study = optuna.create_study(load_if_exists=True,
+                                    directions=[o.direction for o in config.objectives], **kwargs)
     _check_objectives(study, config)
     return study
 
