@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from resbench.errors import UserError  # noqa: E402
+from resbench.cli import run_command  # noqa: E402
 from resbench.train import cli  # noqa: E402
 
 
@@ -21,18 +21,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="run_bench.py", description=__doc__.splitlines()[0])
     cli.add_arguments(parser)
     parser.add_argument("--no-report", action="store_true", help="do not write the report")
-    args = parser.parse_args(argv)
-    try:
-        code = cli.run(args)
-        if code == 0 and not args.no_report:
-            write_report(args)
-        return code
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("\ninterrupted: finished trials are saved; run again to resume", file=sys.stderr)
-        return 130
+    return run_command(bench_and_report, parser.parse_args(argv))
+
+
+def bench_and_report(args: argparse.Namespace) -> int:
+    """``resbench bench``, then the suite's report unless ``--no-report``."""
+    code = cli.run(args)
+    if code == 0 and not args.no_report:
+        write_report(args)
+    return code
 
 
 def write_report(args: argparse.Namespace) -> None:

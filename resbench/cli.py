@@ -5,7 +5,7 @@ import argparse
 import importlib
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from resbench.errors import UserError
@@ -107,20 +107,37 @@ def _version() -> str:
     return f"resbench {__version__}"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+INTERRUPTED = 130  # the shell's code for a Ctrl-C
+
+
+def run_command(command: Callable[[argparse.Namespace], int | None],
+                args: argparse.Namespace) -> int:
+    """The one policy behind every entry point (``resbench``, its subcommands, ``run_bench.py``).
+
+    Process-wide settings are applied here, once (``--threads``); a ``UserError`` prints
+    ``error: <message>`` without a traceback and exits 2; Ctrl-C keeps what is finished and
+    exits 130; a closed output pipe (``resbench validate specs | head``) exits 0.
+    """
     try:
-        return int(args.func(args) or 0)
+        if getattr(args, "threads", None) is not None:
+            from resbench.train.threads import set_threads
+
+            set_threads(args.threads)
+        return int(command(args) or 0)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except BrokenPipeError:  # e.g. `resbench validate specs | head`
+    except BrokenPipeError:
         sys.stderr.close()
         return 0
     except KeyboardInterrupt:
-        print("interrupted; finished work is kept and a rerun resumes", file=sys.stderr)
-        return 130
+        print("\ninterrupted; finished work is kept and a rerun resumes", file=sys.stderr)
+        return INTERRUPTED
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_command(args.func, args)
 
 
 if __name__ == "__main__":

@@ -13,9 +13,9 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
+from resbench._compat.torch import TorchDispatchMode, fresh_outputs
 from resbench.blocks import (
     ACTIVATIONS,
     BLOCKS,
@@ -191,10 +191,7 @@ class _AllocatedBytes(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
         out = func(*args, **(kwargs or {}))
-        results = out if isinstance(out, (tuple, list)) else (out,)
-        for ret, value in zip(func._schema.returns, results):
-            if isinstance(value, Tensor) and ret.alias_info is None:
-                self.total += value.numel() * value.element_size()
+        self.total += sum(t.numel() * t.element_size() for t in fresh_outputs(func, out))
         return out
 
 

@@ -70,6 +70,18 @@ def join_path(prefix: str, rest: str) -> str:
     return prefix + rest if rest.startswith("[") else f"{prefix}.{rest}"
 
 
+def unknown(kind: str, name: Any, known: Iterable[Any], *, file: str | Path | None = None,
+            path: str = "", detail: str = "") -> SpecError:
+    """The one "unknown name" error: what was asked for, every name that exists, the closest.
+
+    ``unknown("dataset", "cifar", names)`` reads ``unknown dataset 'cifar' (allowed: cifar10,
+    cifar100, ...); did you mean 'cifar10'?``, located at ``file`` and ``path`` when given.
+    """
+    known = list(known)
+    return SpecError(f"unknown {kind} {name!r}{detail}", file=file, path=path, value=name,
+                     allowed=known, suggestion=did_you_mean(str(name), map(str, known)))
+
+
 def did_you_mean(word: str, options: Iterable[str]) -> str | None:
     """The closest known name to a misspelt ``word``, if any is close enough."""
     matches = difflib.get_close_matches(str(word), [str(o) for o in options], n=1, cutoff=0.6)

@@ -67,3 +67,54 @@ def test_schema_is_json_schema_that_accepts_library_specs_and_rejects_typos():
 def test_every_command_has_help(command):
     out = resbench(command, "--help")
     assert out.returncode == 0 and "usage: resbench" in out.stdout
+
+
+def _entry_points(target, results) -> dict[str, list[str]]:
+    """The same bench run through each entry point a user has."""
+    from tests.conftest import REPO
+
+    args = [str(target), "--results", str(results), "--progress", "log"]
+    return {"resbench bench": [sys.executable, "-m", "resbench.cli", "bench", *args],
+            "run_bench.py": [sys.executable, str(REPO / "run_bench.py"), *args, "--no-report"]}
+
+
+@pytest.mark.parametrize("flags, message", [
+    ([], "error: {target}: no such suite or spec file\n"),
+    (["--threads", "-1"], "error: --threads must be an integer >= 0, got -1\n"),
+])
+def test_every_entry_point_reports_a_user_error_the_same_way(tmp_path, flags, message):
+    target = tmp_path / "missing.yaml"
+    if flags:
+        target.write_text("stem: cifar\nshortcut: zero_pad\nstages: [{depth: 1, width: 8}]\n")
+    for name, command in _entry_points(target, tmp_path / "r").items():
+        out = subprocess.run([*command, *flags], capture_output=True, text=True, timeout=120)
+        assert (out.returncode, out.stderr) == (2, message.format(target=target)), name
+
+
+@pytest.mark.slow
+def test_ctrl_c_keeps_finished_trials_and_exits_130_from_every_entry_point(tmp_path):
+    import signal
+    import time
+
+    import yaml
+
+    from tests.train.conftest import TINY_RECIPE, TINY_SPEC
+
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(yaml.safe_dump({**TINY_SPEC, "recipe": {**TINY_RECIPE, "epochs": 40,
+                                                             "seeds": [0, 1, 2]}}))
+    for name in ("resbench bench", "run_bench.py"):
+        results = tmp_path / name.replace(" ", "_")
+        command = _entry_points(spec, results)[name]
+        trials = results / "tiny" / "trials"
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while not any(trials.glob("*.json")) and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, (name, err)
+        assert err.endswith("\ninterrupted; finished work is kept and a rerun resumes\n"), name
+        assert "Traceback" not in err
+        assert 1 <= len(list(trials.glob("*.json"))) < 3  # what finished is on disk

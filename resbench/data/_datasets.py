@@ -1,4 +1,4 @@
-"""The data set registry, ``load_dataset``, and the two built-in sets that need no files:
+"""The data set table (``DATASETS``), ``load_dataset``, and the two built-in sets that need no files:
 ``digits`` (scikit-learn's bundled 8x8 digits) and ``synthetic`` (seeded procedural images)."""
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from typing import Any
 
 import torch
 
-from resbench.errors import UserError, did_you_mean
+from resbench.data import _torchvision as tv
+from resbench.data._splits import DataRequest, DataSplits, check_options, splits_from_arrays
+from resbench.errors import UserError
 from resbench.registry import Registry
-from resbench.data._splits import DataRequest, DataSplits, splits_from_arrays
 
 Loader = Callable[[DataRequest], DataSplits]
-DATASETS: Registry[Loader] = Registry("dataset")
 
 
 def load_dataset(
@@ -34,10 +34,7 @@ def load_dataset(
     ``seed`` fixes the validation split and any subsampling; ``limit`` caps the training split;
     ``options`` are data-set specific (e.g. ``synthetic``'s ``num_classes``).
     """
-    if name not in DATASETS:
-        hint = did_you_mean(name, DATASETS.names())
-        raise UserError(f"unknown dataset {name!r}; known: {', '.join(DATASETS.names())}"
-                        + (f"; did you mean {hint!r}?" if hint else ""))
+    loader = DATASETS.get(name)  # an unknown name lists the known ones
     _check_positive("image_size", image_size)
     _check_positive("limit", limit)
     if val_fraction is not None and not 0 < val_fraction < 1:
@@ -46,7 +43,7 @@ def load_dataset(
                           image_size=image_size, seed=int(seed), val_fraction=val_fraction,
                           download=bool(download), limit=limit, in_memory=in_memory,
                           options=dict(options or {}))
-    return DATASETS.get(name)(request)
+    return loader(request)
 
 
 def _check_positive(field: str, value: int | None) -> None:
@@ -54,16 +51,6 @@ def _check_positive(field: str, value: int | None) -> None:
         raise UserError(f"{field} must be a positive integer, got {value!r}")
 
 
-def check_options(request: DataRequest, allowed: Mapping[str, Any]) -> dict[str, Any]:
-    """``request.options`` over the defaults in ``allowed``; an unknown option is a UserError."""
-    unknown = sorted(set(request.options) - set(allowed))
-    if unknown:
-        known = ", ".join(sorted(allowed)) or "none"
-        raise UserError(f"dataset {request.name}: unknown option(s) {', '.join(unknown)} (allowed: {known})")
-    return {**allowed, **request.options}
-
-
-@DATASETS.register("digits")
 def digits(request: DataRequest) -> DataSplits:
     """scikit-learn's 1,797 bundled 8x8 handwritten digits, upsampled (default 16x16), 20% val."""
     from sklearn.datasets import load_digits
@@ -79,7 +66,6 @@ def digits(request: DataRequest) -> DataSplits:
 SYNTHETIC_DEFAULTS = {"num_classes": 10, "channels": 1, "count": 2000, "noise": 0.3}
 
 
-@DATASETS.register("synthetic")
 def synthetic(request: DataRequest) -> DataSplits:
     """Seeded procedural images (see ``make_synthetic``); options: num_classes, channels, count, noise."""
     opts = check_options(request, SYNTHETIC_DEFAULTS)
@@ -126,3 +112,17 @@ def make_synthetic(count: int, num_classes: int, image_size: int, channels: int,
     lo = images.amin(dim=(1, 2, 3), keepdim=True)
     hi = images.amax(dim=(1, 2, 3), keepdim=True)
     return (images - lo) / (hi - lo), labels
+
+
+# Every data set, by the name recipes use (``recipe.data.name``). A new one is a loader
+# function and a line here.
+DATASETS: Registry[Loader] = Registry("dataset", {
+    "digits": digits,
+    "synthetic": synthetic,
+    "cifar10": tv.cifar10,
+    "cifar100": tv.cifar100,
+    "mnist": tv.mnist,
+    "fashion_mnist": tv.fashion_mnist,
+    "svhn": tv.svhn,
+    "imagefolder": tv.imagefolder,
+})

@@ -154,3 +154,12 @@ def splits_from_arrays(
         num_classes=num_classes, in_channels=x.shape[1], image_size=size,
         mean=mean, std=std, classes=classes,
     )
+
+
+def check_options(request: DataRequest, allowed: Mapping[str, Any]) -> dict[str, Any]:
+    """``request.options`` over the defaults in ``allowed``; an unknown option is a UserError."""
+    unknown = sorted(set(request.options) - set(allowed))
+    if unknown:
+        known = ", ".join(sorted(allowed)) or "none"
+        raise UserError(f"dataset {request.name}: unknown option(s) {', '.join(unknown)} (allowed: {known})")
+    return {**allowed, **request.options}

@@ -15,12 +15,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset
 
-from resbench.data._datasets import DATASETS, check_options
 from resbench.data._splits import (
     DataRequest,
     DataSplits,
     InMemoryDataset,
     channel_stats,
+    check_options,
     limit_indices,
     normalise,
     resize,
@@ -99,13 +99,11 @@ def _cifar(request: DataRequest, hundred: bool) -> DataSplits:
         num_classes=100 if hundred else 10, default_size=32, classes=tuple(train.classes))
 
 
-@DATASETS.register("cifar10")
 def cifar10(request: DataRequest) -> DataSplits:
     """CIFAR-10 from ``<root>/cifar-10-batches-py/`` (python pickle batches); val = test batch."""
     return _cifar(request, hundred=False)
 
 
-@DATASETS.register("cifar100")
 def cifar100(request: DataRequest) -> DataSplits:
     """CIFAR-100 (fine labels) from ``<root>/cifar-100-python/``; val = test set."""
     return _cifar(request, hundred=True)
@@ -131,20 +129,17 @@ def _mnist(request: DataRequest, fashion: bool) -> DataSplits:
         num_classes=10, default_size=28, classes=tuple(train.classes))
 
 
-@DATASETS.register("mnist")
 def mnist(request: DataRequest) -> DataSplits:
     """MNIST from ``<root>/MNIST/raw/`` idx files; val = the 10k test set."""
     return _mnist(request, fashion=False)
 
 
-@DATASETS.register("fashion_mnist")
 def fashion_mnist(request: DataRequest) -> DataSplits:
     """Fashion-MNIST from ``<root>/FashionMNIST/raw/`` idx files; val = the 10k test set."""
     return _mnist(request, fashion=True)
 
 
 # SVHN -------------------------------------------------------------------------------------------
-@DATASETS.register("svhn")
 def svhn(request: DataRequest) -> DataSplits:
     """SVHN (cropped digits) from ``<root>/train_32x32.mat`` and ``test_32x32.mat``; label 10 → 0."""
     from torchvision import datasets
@@ -170,7 +165,6 @@ def svhn(request: DataRequest) -> DataSplits:
 
 
 # Image folders ----------------------------------------------------------------------------------
-@DATASETS.register("imagefolder")
 def imagefolder(request: DataRequest) -> DataSplits:
     """Class-per-subfolder images (RGB): ``<root>/train`` + ``<root>/val``, or one folder split by seed.
 

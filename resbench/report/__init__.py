@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from resbench.errors import UserError, did_you_mean
+from resbench.errors import UserError, unknown
 from resbench.report import figures, sections, tables
 from resbench.report.render import to_html, to_markdown
 from resbench.report.sections import Experiment, Section
@@ -49,7 +49,7 @@ def make_report(results_dirs: str | Path | Iterable[str | Path], out_dir: str | 
     the cost axis of the Pareto front: macs, params or latency.
     """
     if pareto_x not in PARETO_X:
-        raise UserError(f"--pareto-x {pareto_x!r} is not one of {', '.join(PARETO_X)}")
+        raise unknown("axis", pareto_x, PARETO_X, path="--pareto-x")
     folders = experiment_folders(results_dirs)
     trials = tables.prepare(load(folders))
     curves = load_curves(folders)
@@ -127,10 +127,7 @@ def _group_by(trials: pd.DataFrame, group_by: str | None) -> str:
     if group_by not in trials.columns:
         allowed = [c for c in trials.columns if c not in ("key", "reason", "started_at",
                                                           "finished_at")]
-        hint = did_you_mean(group_by, allowed)
-        raise UserError(f"--group-by {group_by!r} is not a column of the results"
-                        + (f"; did you mean {hint!r}?" if hint else "")
-                        + f" (allowed: {', '.join(allowed)})")
+        raise unknown("column of the results", group_by, allowed, path="--group-by")
     if trials[group_by].map(lambda v: isinstance(v, dict)).any():
         raise UserError(f"--group-by {group_by!r}: its values are mappings, not categories; "
                         f"group by one of its fields instead")

@@ -347,10 +347,12 @@ def study_importances(exp: Experiment) -> tuple[dict[str, float], str, str]:
     storage = _storage_url(exp)
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    from resbench._compat.optuna import quiet
+
     try:
         rdb = optuna.storages.RDBStorage(storage, skip_table_creation=True)
-        study = optuna.load_study(study_name=exp.study_name, storage=rdb)
+        with quiet():
+            study = optuna.load_study(study_name=exp.study_name, storage=rdb)
         done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         if len(done) < 2:
             raise NotAvailable(f"the study has {len(done)} completed trial(s); importances "
@@ -363,7 +365,7 @@ def study_importances(exp: Experiment) -> tuple[dict[str, float], str, str]:
         if len(study.directions) > 1:  # PED-ANOVA rewards low targets: negate a maximised one
             sign = -1.0 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else 1.0
             target = lambda t: sign * t.values[0]  # noqa: E731
-        with warnings.catch_warnings(record=True) as caught:
+        with warnings.catch_warnings(record=True) as caught, quiet():
             warnings.simplefilter("always")
             values = optuna.importance.get_param_importances(
                 study, evaluator=optuna.importance.PedAnovaImportanceEvaluator(), target=target)

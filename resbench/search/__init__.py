@@ -11,11 +11,15 @@ __all__ = ["OBJECTIVES", "Objective", "SearchConfig", "SearchResult", "parse_obj
 
 
 def run_search(config: SearchConfig) -> SearchResult:
-    """Run (or resume) a search with the runner the config names."""
-    if config.runner == "ray":
-        from resbench.search.ray_runner import run_ray
+    """Run (or resume) a search with the runner the config names (Optuna logs warnings only
+    while it runs)."""
+    from resbench._compat.optuna import quiet
 
-        return run_ray(config)
-    from resbench.search.local import run_local
+    with quiet():
+        if config.runner == "ray":
+            from resbench.search.ray_runner import run_ray
 
-    return run_local(config)
+            return run_ray(config)
+        from resbench.search.local import run_local
+
+        return run_local(config)

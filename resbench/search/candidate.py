@@ -5,16 +5,20 @@ record whichever runner drew it.
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from resbench.errors import SpecError
 from resbench.search.config import SearchConfig
 from resbench.spec import Spec, parse_spec
 from resbench.spec.recipe import Recipe, parse_recipe
 from resbench.store import now_iso
+
+if TYPE_CHECKING:
+    from resbench.train.datacache import DataCache
+
+DATA_SETS_PER_WORKER = 2  # loaded data sets a search process keeps (resbench.train.DataCache)
 
 
 @dataclass
@@ -37,21 +41,6 @@ class Candidate:
         return not self.violations
 
 
-class DataCache:
-    """Each data set once per process: many trials share the recipe's data."""
-
-    def __init__(self) -> None:
-        self._data: dict[str, Any] = {}
-
-    def get(self, recipe: Recipe) -> Any:
-        from resbench.train.trial import load_data
-
-        key = json.dumps(recipe.data.model_dump(mode="json"), sort_keys=True)
-        if key not in self._data:
-            self._data[key] = load_data(recipe.data)
-        return self._data[key]
-
-
 def make_candidate(config: SearchConfig, spec_dict: Mapping[str, Any],
                    recipe_dict: Mapping[str, Any], params: Mapping[str, Any],
                    cache: DataCache) -> Candidate:
@@ -69,7 +58,7 @@ def make_candidate(config: SearchConfig, spec_dict: Mapping[str, Any],
     from resbench.train.trial import data_meta, trial_identity
 
     seed = config.seed if config.seed is not None else recipe.seeds[0]
-    data = cache.get(recipe)
+    data = cache.get(recipe.data)
     adapted, key = trial_identity(spec, recipe, seed, data)
     c = cost(adapted, input_size=data.image_size)
     costs = {"params": int(c.params), "macs": int(c.macs)}

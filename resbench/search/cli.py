@@ -74,8 +74,6 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
     if args.objective:
         given["objectives"] = parse_objectives(split_objectives(args.objective, path="--objective"),
                                                path="--objective")
-        if args.sampler is None and space.settings.sampler is None:
-            given["sampler"] = "nsga2" if len(given["objectives"]) > 1 else "tpe"
     for flag, name in (("trials", "trials"), ("experiment", "experiment"), ("sampler", "sampler"),
                        ("pruner", "pruner"), ("seed", "seed"), ("sampler_seed", "sampler_seed"),
                        ("storage", "storage")):

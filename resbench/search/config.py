@@ -5,12 +5,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from resbench.errors import UserError
+from resbench.errors import UserError, unknown
 from resbench.search.objectives import Objective
 from resbench.spec.space import PRUNERS, SAMPLERS, Space
 from resbench.store import Store, experiment_dir
 
 SCHEDULERS = ("asha", "hyperband", "none")
+
+
+def default_sampler(objectives: tuple[Objective, ...] | tuple[str, ...]) -> str:
+    """The sampler when neither the space's ``search:`` section nor a flag names one: TPE for
+    one objective, NSGA-II for several (TPE's single-objective history cannot rank a front)."""
+    return "nsga2" if len(objectives) > 1 else "tpe"
 
 
 @dataclass(frozen=True)
@@ -36,7 +42,7 @@ class SearchConfig:
     objectives: tuple[Objective, ...]
     trials: int
     runner: str = "local"
-    sampler: str = "tpe"
+    sampler: str | None = None  # None: default_sampler(objectives)
     pruner: str = "median"
     sampler_seed: int | None = None
     seed: int | None = None  # training seed of every trial (default: the recipe's first seed)
@@ -54,13 +60,13 @@ class SearchConfig:
     def __post_init__(self) -> None:
         # Absolute, so Ray workers (whose working directory differs) write to the same folder.
         object.__setattr__(self, "results_root", Path(self.results_root).resolve())
-        if self.sampler not in SAMPLERS:
-            raise UserError(f"unknown sampler {self.sampler!r} (allowed: {', '.join(SAMPLERS)})")
-        if self.pruner not in PRUNERS:
-            raise UserError(f"unknown pruner {self.pruner!r} (allowed: {', '.join(PRUNERS)})")
-        if self.ray.scheduler not in SCHEDULERS:
-            raise UserError(f"unknown scheduler {self.ray.scheduler!r} "
-                            f"(allowed: {', '.join(SCHEDULERS)})")
+        if self.sampler is None:
+            object.__setattr__(self, "sampler", default_sampler(self.objectives))
+        for kind, value, allowed in (("sampler", self.sampler, SAMPLERS),
+                                     ("pruner", self.pruner, PRUNERS),
+                                     ("scheduler", self.ray.scheduler, SCHEDULERS)):
+            if value not in allowed:
+                raise unknown(kind, value, allowed)
         if self.trials < 1 or self.workers < 1 or self.retries < 0:
             raise UserError("trials and workers must be >= 1 and retries >= 0")
         if self.sampler == "grid":
@@ -81,8 +87,7 @@ class SearchConfig:
             objectives = parse_objectives(tuple(objectives), file=space.file,
                                           path="search.objectives")
         fields: dict[str, Any] = {
-            "experiment": s.experiment or space.name, "trials": s.trials,
-            "sampler": s.sampler or ("nsga2" if len(objectives) > 1 else "tpe"),
+            "experiment": s.experiment or space.name, "trials": s.trials, "sampler": s.sampler,
             "pruner": s.pruner, "sampler_seed": s.sampler_seed, "seed": s.seed,
             "max_params": s.max_params, "max_macs": s.max_macs}
         unknown = set(overrides) - set(cls.__dataclass_fields__)

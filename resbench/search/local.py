@@ -17,8 +17,8 @@ from typing import Any
 from resbench.errors import UserError
 from resbench.search import objectives as obj
 from resbench.search.candidate import (
+    DATA_SETS_PER_WORKER,
     Candidate,
-    DataCache,
     make_candidate,
     search_info,
     untrained_record,
@@ -31,10 +31,12 @@ from resbench.search.optuna_study import (
     counted,
     counts,
     describe_best,
+    discard_interrupted,
     open_study,
 )
 from resbench.search.progress import Progress
 from resbench.store import Store, canonical_json
+from resbench.train.datacache import DataCache
 
 RUNNER = "optuna"
 REUSABLE = ("completed", "diverged", "pruned")  # a stored record of these is not trained again
@@ -70,26 +72,8 @@ def prepare_study(config: SearchConfig) -> Any:
                         "elsewhere), or choose another --experiment")
     config.store.write_manifest(config.manifest())
     if config.resume:
-        requeue_interrupted(study)
+        discard_interrupted(study, requeue=True)
     return study
-
-
-def requeue_interrupted(study: Any) -> list[int]:
-    """Trials left running by a killed driver: discard them and queue their points again.
-
-    Their per-epoch checkpoints (keyed by trial key) let the requeued trial continue where the
-    killed one stopped. Assumes no other worker is still running on this study.
-    """
-    from optuna.trial import TrialState
-
-    requeued = []
-    for t in counted(study):
-        if t.state == TrialState.RUNNING:
-            study._storage.set_trial_user_attr(t._trial_id, DISCARDED, "interrupted")
-            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-            study.enqueue_trial(t.params, user_attrs={"requeued_from": t.number})
-            requeued.append(t.number)
-    return requeued
 
 
 def finish(config: SearchConfig, study: Any, seconds: float) -> SearchResult:
@@ -109,7 +93,7 @@ def finish(config: SearchConfig, study: Any, seconds: float) -> SearchResult:
 def worker(config: SearchConfig, on_done: Any = None) -> None:
     """Ask, evaluate and tell trials until the study holds the requested number of them."""
     study = open_study(config)
-    cache = DataCache()
+    cache = DataCache(max_entries=DATA_SETS_PER_WORKER)  # this worker's, until it returns
     store = config.store
     while (trial := ask_within_budget(study, config.trials)) is not None:
         evaluate(config, study, trial, cache, store)
@@ -216,10 +200,13 @@ def tell(config: SearchConfig, study: Any, trial: Any, record: dict[str, Any]) -
 # ----- several workers ---------------------------------------------------------------------
 
 def _worker_main(config: SearchConfig, threads: int) -> None:
-    import torch
+    """The entry point of one worker process: its share of the cores, then its trials."""
+    from resbench._compat.optuna import quiet
+    from resbench.train.threads import set_threads
 
-    torch.set_num_threads(threads)
-    worker(config)
+    set_threads(threads)
+    with quiet():
+        worker(config)
 
 
 def _run_workers(config: SearchConfig, study: Any, progress: Progress) -> None:

@@ -5,7 +5,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from resbench.errors import SpecError, did_you_mean
+from resbench.errors import unknown
 
 
 @dataclass(frozen=True)
@@ -41,9 +41,7 @@ def parse_objectives(names: Sequence[str], *, file: str | None = None,
     out = []
     for i, name in enumerate(names):
         if name not in OBJECTIVES:
-            raise SpecError(f"unknown objective {name!r}", file=file, path=f"{path}[{i}]",
-                            value=name, allowed=sorted(OBJECTIVES),
-                            suggestion=did_you_mean(name, OBJECTIVES))
+            raise unknown("objective", name, sorted(OBJECTIVES), file=file, path=f"{path}[{i}]")
         out.append(OBJECTIVES[name])
     return tuple(out)
 

@@ -61,6 +61,8 @@ def make_sampler(config: SearchConfig) -> optuna.samplers.BaseSampler:
     if config.sampler == "nsga2":
         population = max(4, min(50, config.trials // 4))
         return optuna.samplers.NSGAIISampler(population_size=population, seed=seed)
+    if config.sampler != "tpe":  # SearchConfig resolved and checked it (default_sampler)
+        raise ValueError(f"no Optuna sampler for {config.sampler!r}")
     # Parallel workers: the constant liar keeps TPE from proposing what is already running.
     parallel = config.workers > 1 or config.runner == "ray"
     return optuna.samplers.TPESampler(seed=seed, constant_liar=parallel,
@@ -94,14 +96,16 @@ def open_study(config: SearchConfig, *, sampler: Any = None, create: bool = True
     """Create or load the experiment's study (its name is the experiment's)."""
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    from resbench._compat.optuna import quiet
+
     kwargs: dict[str, Any] = {"storage": storage(config), "study_name": config.study_name,
                               "sampler": sampler or make_sampler(config),
                               "pruner": make_pruner(config)}
-    if not create:
-        return optuna.load_study(**kwargs)
-    study = optuna.create_study(load_if_exists=True,
-                                directions=[o.direction for o in config.objectives], **kwargs)
+    with quiet():
+        if not create:
+            return optuna.load_study(**kwargs)
+        study = optuna.create_study(load_if_exists=True,
+                                    directions=[o.direction for o in config.objectives], **kwargs)
     _check_objectives(study, config)
     return study
 
@@ -122,6 +126,27 @@ def _check_objectives(study: optuna.Study, config: SearchConfig) -> None:
 def counted(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     """The trials that count towards the budget, in order of creation."""
     return [t for t in study.get_trials(deepcopy=False) if DISCARDED not in t.user_attrs]
+
+
+def discard_interrupted(study: optuna.Study, *, requeue: bool) -> list[int]:
+    """Trials a killed driver left RUNNING, for both runners: each is marked discarded
+    (``interrupted``) and failed, so it does not count; with ``requeue`` its point is queued
+    again (the local runner: the trial's epoch checkpoint, kept under its trial key, lets the
+    requeued trial continue where the killed one stopped). The Ray runner does not requeue:
+    Tune restarts the trials its snapshot knew, and any other is lost with the driver.
+
+    Assumes no other worker is still running trials of this study. Returns their numbers.
+    """
+    from optuna.trial import TrialState
+
+    from resbench._compat.optuna import fail_trial
+
+    interrupted = [t for t in counted(study) if t.state == TrialState.RUNNING]
+    for t in interrupted:
+        fail_trial(study, t, {DISCARDED: "interrupted"})
+        if requeue:
+            study.enqueue_trial(t.params, user_attrs={"requeued_from": t.number})
+    return [t.number for t in interrupted]
 
 
 def counts(study: optuna.Study) -> Counter[str]:

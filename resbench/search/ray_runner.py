@@ -30,34 +30,46 @@ each worker, then ``resbench search SPACE --runner ray --address HEAD:6379``; wi
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from resbench.errors import UserError
-from resbench.search.candidate import DataCache, make_candidate, search_info, untrained_record
+from resbench.search.candidate import (
+    DATA_SETS_PER_WORKER,
+    make_candidate,
+    search_info,
+    untrained_record,
+)
 from resbench.search.config import SearchConfig, SearchResult
 from resbench.search.local import REUSABLE, finish, reusable_record
 from resbench.search.optuna_study import (
-    DISCARDED,
     TrialSampler,
     counts,
     describe_best,
+    discard_interrupted,
     make_sampler,
     open_study,
     storage,
 )
 from resbench.search.progress import Progress
 from resbench.store import canonical_json
+from resbench.train.datacache import DataCache
 
 RUNNER = "ray"
 TUNE_NAME = "tune"
-_CACHE = DataCache()  # per worker process: reused actors load each data set once
+SNAPSHOT_S = 1.0  # seconds between Tune's snapshots of the experiment state
+# The data sets of this Ray worker process: Tune runs trial after trial in one worker process
+# when it reuses actors, so they are kept between its trials, at most DATA_SETS_PER_WORKER of
+# them, and go with the process. (The driver's callbacks keep their own, see RecordWriter.)
+WORKER_DATA = DataCache(max_entries=DATA_SETS_PER_WORKER)
 
 
 # ----- the space, seen from Optuna inside Ray ------------------------------------------------
@@ -81,6 +93,9 @@ def _searcher_class() -> type:
     from optuna.trial import TrialState
     from ray.tune.search.optuna import OptunaSearch
 
+    from resbench._compat.optuna import stored_trial
+    from resbench._compat.ray import is_told, mark_told, optuna_study, optuna_trial
+
     class StoredOptunaSearch(OptunaSearch):
         """OptunaSearch that records outcomes faithfully (see the module docstring)."""
 
@@ -95,7 +110,7 @@ def _searcher_class() -> type:
 
         def suggest(self, trial_id: str) -> dict | None:
             point = super().suggest(trial_id)
-            self._ot_trials[trial_id].set_user_attr("tune_trial_id", trial_id)
+            optuna_trial(self, trial_id).set_user_attr("tune_trial_id", trial_id)
             return point
 
         def _open_trial(self, trial_id: str) -> Any:
@@ -105,11 +120,11 @@ def _searcher_class() -> type:
             just before the driver died is run again (the trainable then finds its record and
             returns at once), and its Optuna trial is finished already.
             """
-            ot_trial = self._ot_trials.get(trial_id)
-            if ot_trial is None or trial_id in self._completed_trials:
+            ot_trial = optuna_trial(self, trial_id)
+            if ot_trial is None or is_told(self, trial_id):
                 return None
-            if self._ot_study._storage.get_trial(ot_trial._trial_id).state.is_finished():
-                self._completed_trials.add(trial_id)
+            if stored_trial(optuna_study(self), ot_trial).state.is_finished():
+                mark_told(self, trial_id)
                 return None
             return ot_trial
 
@@ -136,13 +151,14 @@ def _searcher_class() -> type:
             if result.get("cached"):
                 ot_trial.set_user_attr("cached", True)
             values = [result.get(o.name) for o in self.objectives]
+            study = optuna_study(self)
             if status in ("pruned", "infeasible"):
-                self._ot_study.tell(ot_trial, state=TrialState.PRUNED)
+                study.tell(ot_trial, state=TrialState.PRUNED)
             elif status in ("failed", "diverged") or any(v is None for v in values):
-                self._ot_study.tell(ot_trial, state=TrialState.FAIL)
+                study.tell(ot_trial, state=TrialState.FAIL)
             else:
-                self._ot_study.tell(ot_trial, values if len(values) > 1 else values[0])
-            self._completed_trials.add(trial_id)
+                study.tell(ot_trial, values if len(values) > 1 else values[0])
+            mark_told(self, trial_id)
 
     return StoredOptunaSearch
 
@@ -151,14 +167,30 @@ def _searcher_class() -> type:
 
 def trainable(tune_config: dict[str, Any], config: SearchConfig) -> None:
     """One trial inside a Ray worker: check, dedupe, train from the last checkpoint, record."""
+    with _log_level("ray.train", logging.WARNING):  # one line per checkpoint otherwise
+        _trial_in_worker(tune_config, config)
+
+
+@contextlib.contextmanager
+def _log_level(name: str, level: int) -> Iterator[None]:
+    """``name``'s logger at ``level`` during the block only (the worker process is reused)."""
+    logger = logging.getLogger(name)
+    before = logger.level
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.setLevel(before)
+
+
+def _trial_in_worker(tune_config: dict[str, Any], config: SearchConfig) -> None:
     import ray
     from ray import tune
 
     from resbench.train.trial import CHECKPOINT, run_trial
 
-    logging.getLogger("ray.train").setLevel(logging.WARNING)  # one line per checkpoint otherwise
     point = tune_config["point"]
-    cand = make_candidate(config, point["spec"], point["recipe"], point["params"], _CACHE)
+    cand = make_candidate(config, point["spec"], point["recipe"], point["params"], WORKER_DATA)
     info = search_info(RUNNER, config, point["trial_number"], point["params"])
     context = ray.get_runtime_context()
     info["ray"] = {"node_id": context.get_node_id(), "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
@@ -228,9 +260,11 @@ def _callback_class() -> type:
         def __init__(self, config: SearchConfig, progress: Progress) -> None:
             self.config, self.progress = config, progress
             self.study = None
+            self.data = DataCache(max_entries=1)  # for failed trials' records, while Tune runs
 
         def __getstate__(self) -> dict[str, Any]:
-            return {**self.__dict__, "study": None}  # Tune saves its run config, callbacks too
+            # Tune saves its run config, callbacks too: not the study or loaded data.
+            return {**self.__dict__, "study": None, "data": DataCache(max_entries=1)}
 
         def _update(self) -> None:
             if self.study is None:
@@ -258,7 +292,7 @@ def _callback_class() -> type:
             self._update()
 
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            record = failed_record(self.config, trial)
+            record = failed_record(self.config, trial, self.data)
             if not self.config.store.has(record["key"], REUSABLE):  # never hide a result
                 self.config.store.write_record(record)
             self._update()
@@ -266,10 +300,10 @@ def _callback_class() -> type:
     return RecordWriter
 
 
-def failed_record(config: SearchConfig, trial: Any) -> dict[str, Any]:
+def failed_record(config: SearchConfig, trial: Any, cache: DataCache) -> dict[str, Any]:
     """The record of a trial that failed after all its retries, with the last error."""
     point = trial.config["point"]
-    cand = make_candidate(config, point["spec"], point["recipe"], point["params"], _CACHE)
+    cand = make_candidate(config, point["spec"], point["recipe"], point["params"], cache)
     error = (_error_text(trial) or "unknown error").strip().splitlines()
     reason = next((line for line in reversed(error) if "Error" in line), error[-1])
     info = search_info(RUNNER, config, point["trial_number"], point["params"])
@@ -294,10 +328,9 @@ def run_ray(config: SearchConfig) -> SearchResult:
     import ray
     from ray import tune
 
+    from resbench._compat.ray import set_callbacks, snapshot_period
+
     started = time.monotonic()
-    # Snapshot Tune's experiment state (small) every second, so that a killed driver's resume
-    # loses little; every checkpoint a snapshot may name is kept until the search ends.
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
     exp_path = config.path / "ray" / TUNE_NAME
     exists = exp_path.exists() and tune.Tuner.can_restore(str(exp_path))
     if exists and not config.resume:
@@ -321,18 +354,20 @@ def run_ray(config: SearchConfig) -> SearchResult:
         if exists:
             tuner = tune.Tuner.restore(str(exp_path), fn, resume_unfinished=True,
                                        resume_errored=False, restart_errored=False)
-            # The saved run config holds the old driver's callbacks: use this driver's.
-            tuner._local_tuner._run_config.callbacks = callbacks
+            set_callbacks(tuner, callbacks)  # the saved run config holds the old driver's
         else:
             tuner = _new_tuner(config, fn, callbacks)
-        tuner.fit()
+        # Snapshot Tune's experiment state (small) every second, so that a killed driver's
+        # resume loses little; every checkpoint a snapshot may name is kept until the end.
+        with snapshot_period(SNAPSHOT_S):
+            tuner.fit()
         _drop_checkpoints(exp_path)
     finally:
         progress.close()
         if owns_ray:
             ray.shutdown()
     study = open_study(config, create=False)
-    discard_orphans(study)
+    discard_interrupted(study, requeue=False)  # asked after Tune's last snapshot: lost
     return finish(config, study, time.monotonic() - started)
 
 
@@ -426,16 +461,4 @@ def _runtime_env() -> dict[str, Any]:
     return {"env_vars": {"PYTHONPATH": path}}
 
 
-def discard_orphans(study: Any) -> list[int]:
-    """Optuna trials left running by a killed driver that Tune never restarted: not counted."""
-    from optuna.trial import TrialState
-
-    orphans = [t for t in study.get_trials(deepcopy=False)
-               if t.state == TrialState.RUNNING and DISCARDED not in t.user_attrs]
-    for t in orphans:
-        study._storage.set_trial_user_attr(t._trial_id, DISCARDED, "interrupted")
-        study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-    return [t.number for t in orphans]
-
-
-__all__ = ["run_ray", "trainable", "DefineByRun", "failed_record", "discard_orphans"]
+__all__ = ["run_ray", "trainable", "DefineByRun", "failed_record"]

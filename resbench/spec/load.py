@@ -12,7 +12,8 @@ from typing import Any, Literal, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from resbench.errors import SpecError, did_you_mean, join_path
+from resbench.errors import SpecError, join_path, unknown
+from resbench.spec.merge import merge
 from resbench.spec.schema import ShapeError, Spec
 
 BASE_KEY = "_base_"
@@ -70,38 +71,6 @@ def load_raw(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     return data
 
 
-def merge(base: Any, override: Any, *, file: str | Path | None = None, path: str = "") -> Any:
-    """Recursive override: mappings merge, lists and scalars are replaced.
-
-    A mapping with integer keys overrides a list item by item, so a child spec can change one
-    stage: ``stages: {2: {depth: 18}}``.
-    """
-    if isinstance(base, dict) and isinstance(override, dict):
-        out = dict(base)
-        for key, value in override.items():
-            out[key] = merge(base[key], value, file=file, path=join_path(path, str(key))) \
-                if key in base else value
-        return out
-    if isinstance(base, list) and isinstance(override, dict):
-        out = list(base)
-        for key, value in override.items():
-            index = _list_index(key, len(out), file, path)
-            out[index] = merge(out[index], value, file=file, path=f"{path}[{index}]")
-        return out
-    return override
-
-
-def _list_index(key: Any, length: int, file: Any, path: str) -> int:
-    try:
-        index = int(key)
-    except (TypeError, ValueError):
-        index = None
-    if index is None or not 0 <= index < length:
-        raise SpecError(f"overriding a list by index needs indices 0..{length - 1}",
-                        file=file, path=path, value=key)
-    return index
-
-
 def parse_model(model: type[BaseModel], data: Mapping[str, Any], *,
                 file: str | Path | None = None, prefix: str = "") -> Any:
     """Validate ``data`` into ``model``, turning any failure into a located :class:`SpecError`."""
@@ -130,15 +99,13 @@ def spec_error_from_validation(exc: ValidationError, model: type[BaseModel], *,
     path = join_path(prefix, format_path(loc))
     kind, value = err["type"], err.get("input")
     if kind == "extra_forbidden":
-        fields = _fields_at(model, loc[:-1])
-        return SpecError(f"unknown field {loc[-1]!r}{more}", file=file, path=path,
-                         allowed=sorted(fields), suggestion=did_you_mean(str(loc[-1]), fields))
+        return unknown("field", loc[-1], sorted(_fields_at(model, loc[:-1])), file=file,
+                       path=path, detail=more)
     if kind == "missing":
         return SpecError(f"required field is missing{more}", file=file, path=path)
     allowed = _allowed_at(model, loc)
     if allowed is not None and kind in ("literal_error", "enum"):
-        return SpecError(f"unknown value {value!r}{more}", file=file, path=path, value=value,
-                         allowed=allowed, suggestion=did_you_mean(str(value), allowed))
+        return unknown("value", value, allowed, file=file, path=path, detail=more)
     message = err["msg"].removeprefix("Value error, ")
     return SpecError(f"{message}, got {value!r}{more}", file=file, path=path, value=value)
 

@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from resbench.errors import SpecError
+from resbench.spec.merge import merge
 
 __all__ = ["Recipe", "locate_layer", "merge_layers", "parse_recipe", "recipe_defaults"]
 
@@ -154,22 +155,15 @@ def recipe_defaults() -> dict[str, Any]:
     return Recipe().model_dump(mode="json")
 
 
-def merge_layers(*layers: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Merge recipe layers, later ones winning: mappings merge recursively, anything else replaces."""
+def merge_layers(*layers: Mapping[str, Any] | None, file: str | Path | None = None,
+                 path: str = "recipe") -> dict[str, Any]:
+    """Merge recipe layers, later ones winning, with the spec language's one deep merge
+    (:func:`resbench.spec.merge.merge`: mappings merge, lists take index overrides, anything
+    else replaces)."""
     out: dict[str, Any] = {}
     for layer in layers:
         if layer:
-            out = _merge(out, layer)
-    return out
-
-
-def _merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in top.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
+            out = merge(out, layer, file=file, path=path)
     return out
 
 

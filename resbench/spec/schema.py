@@ -1,12 +1,11 @@
 """The spec schema: frozen, typed, validated once at load time. No torch here."""
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
 
+from resbench.canonical import content_key
 from resbench.spec.vocab import (
     BLOCKS,
     DEFAULT_GATE_BIAS,
@@ -182,8 +181,7 @@ class Spec(Frozen):
 
     def key(self) -> str:
         """Content hash of :meth:`canonical`: equal architectures have equal keys."""
-        text = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        return content_key(self.canonical())
 
     def summary_fields(self) -> dict[str, Any]:
         """Flat fields for tables and grouping (one value per field; ``mixed`` if stages differ)."""

@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from resbench.errors import SpecError, did_you_mean, join_path
+from resbench.errors import SpecError, join_path
+from resbench.errors import unknown as unknown_name
 from resbench.spec.load import BASE_KEY, field_info, format_path, load_raw, parse_spec
 from resbench.spec.recipe import parse_recipe, recipe_defaults
 from resbench.spec.schema import STAGE_DEFAULTS, Spec
@@ -95,7 +96,7 @@ class SearchSettings:
     objectives: tuple[str, ...] = ("val_acc",)
     max_params: int | None = None
     max_macs: int | None = None
-    sampler: str | None = None  # None: tpe for one objective, nsga2 for several
+    sampler: str | None = None  # None: resbench.search.config.default_sampler(objectives)
     pruner: str = "median"
     trials: int = 20
     seed: int | None = None  # training seed of every trial (default: the recipe's first seed)
@@ -227,10 +228,10 @@ def _collect(node: Any, loc: Loc, file: str | None) -> Iterator[Dist]:
 def _parse_dist(node: dict[str, Any], loc: Loc, file: str | None) -> Dist:
     name = format_path(loc)
     keys = [k for k in node if k in DIST_KEYS]
-    unknown = [k for k in node if str(k).startswith("$") and k not in (*DIST_KEYS, WHEN)]
-    if unknown:
-        raise SpecError(f"unknown distribution key {unknown[0]!r}", file=file, path=name,
-                        allowed=[*DIST_KEYS, WHEN], suggestion=did_you_mean(unknown[0], DIST_KEYS))
+    extra_keys = [k for k in node if str(k).startswith("$") and k not in (*DIST_KEYS, WHEN)]
+    if extra_keys:
+        raise unknown_name("distribution key", extra_keys[0], [*DIST_KEYS, WHEN], file=file,
+                           path=name)
     if len(keys) != 1:
         raise SpecError("a distribution needs exactly one of $choice, $int, $float"
                         + (f", got {len(keys)}" if keys else ""), file=file, path=name,
@@ -238,8 +239,8 @@ def _parse_dist(node: dict[str, Any], loc: Loc, file: str | None) -> Dist:
     key = keys[0]
     extra = [k for k in node if k not in (key, WHEN, *OPTIONS[key])]
     if extra:
-        raise SpecError(f"unknown option {extra[0]!r} for {key}", file=file, path=name,
-                        allowed=[*OPTIONS[key], WHEN])
+        raise unknown_name("option", extra[0], [*OPTIONS[key], WHEN], file=file, path=name,
+                           detail=f" for {key}")
     when = _parse_when(node.get(WHEN), name, file)
     arg = node[key]
     if key == "$choice":
@@ -331,9 +332,8 @@ def _check_condition(loc: Loc, values: tuple[Any, ...], where: str, file: str | 
                         value=format_path(loc))
     for value in values:
         if allowed is not None and value not in allowed:
-            raise SpecError(f"$when value {value!r} can never match", file=file, path=where,
-                            value=value, allowed=allowed,
-                            suggestion=did_you_mean(str(value), map(str, allowed)))
+            raise unknown_name("$when value", value, allowed, file=file, path=where,
+                               detail=", which can never match")
 
 
 def _parse_settings(raw: Any, file: str | None) -> SearchSettings:
@@ -342,8 +342,7 @@ def _parse_settings(raw: Any, file: str | None) -> SearchSettings:
         raise SpecError("search must be a mapping", file=file, path="search", value=raw)
     for key in raw:
         if key not in SEARCH_KEYS and key != "objective":
-            raise SpecError(f"unknown field {key!r}", file=file, path=f"search.{key}",
-                            allowed=SEARCH_KEYS, suggestion=did_you_mean(str(key), SEARCH_KEYS))
+            raise unknown_name("field", key, SEARCH_KEYS, file=file, path=f"search.{key}")
     if _any_dist(raw):
         raise SpecError("the search section cannot contain distributions", file=file,
                         path="search")
@@ -358,15 +357,12 @@ def _parse_settings(raw: Any, file: str | None) -> SearchSettings:
     for key, value in constraints.items():
         path = f"search.constraints.{key}"
         if key not in CONSTRAINT_KEYS:
-            raise SpecError(f"unknown constraint {key!r}", file=file, path=path,
-                            allowed=CONSTRAINT_KEYS, suggestion=did_you_mean(str(key), CONSTRAINT_KEYS))
+            raise unknown_name("constraint", key, CONSTRAINT_KEYS, file=file, path=path)
         out[key] = positive_int(value, file=file, path=path)
     for key, allowed in (("sampler", SAMPLERS), ("pruner", PRUNERS)):
         if key in raw:
             if raw[key] not in allowed:
-                raise SpecError(f"unknown {key} {raw[key]!r}", file=file, path=f"search.{key}",
-                                value=raw[key], allowed=allowed,
-                                suggestion=did_you_mean(str(raw[key]), allowed))
+                raise unknown_name(key, raw[key], allowed, file=file, path=f"search.{key}")
             out[key] = raw[key]
     if "trials" in raw:
         out["trials"] = positive_int(raw["trials"], file=file, path="search.trials")

@@ -1,9 +1,7 @@
 """Trial records on disk: one JSON file per trial, written atomically, validated when read."""
 from __future__ import annotations
 
-import hashlib
 import json
-import math
 import os
 import re
 import tempfile
@@ -11,6 +9,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from resbench.canonical import canonical_json, content_key
+from resbench.canonical import json_ready as _plain
 from resbench.errors import UserError
 
 STATUSES = ("completed", "diverged", "failed", "pruned", "infeasible")
@@ -18,35 +18,9 @@ REQUIRED_KEYS = ("key", "experiment", "spec_name", "spec_key", "seed", "status")
 _KEY_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
 
-def canonical_json(obj: Any) -> str:
-    """Key-sorted, whitespace-free JSON: the same value always gives the same text (and hash)."""
-    return json.dumps(_plain(obj), sort_keys=True, separators=(",", ":"), allow_nan=False)
-
-
 def trial_key(canonical_spec: Mapping[str, Any], recipe: Mapping[str, Any], seed: int) -> str:
     """The trial's identity: 16 hex chars of sha256 over canonical spec + resolved recipe + seed."""
-    text = canonical_json({"spec": canonical_spec, "recipe": recipe, "seed": int(seed)})
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-
-
-def _plain(obj: Any) -> Any:
-    """JSON-ready copy: tuples → lists, numpy/torch scalars → Python, non-finite floats → null.
-
-    Strict JSON has no NaN/Infinity (a diverged loss), so those are stored as null.
-    """
-    if isinstance(obj, Mapping):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, bool) or obj is None or isinstance(obj, (int, str)):
-        return obj
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, Path):
-        return str(obj)
-    if hasattr(obj, "tolist"):  # numpy arrays/scalars and tensors, without importing either
-        return _plain(obj.tolist())
-    raise TypeError(f"cannot store a {type(obj).__name__} in a JSON record: {obj!r}")
+    return content_key({"spec": canonical_spec, "recipe": recipe, "seed": int(seed)})
 
 
 def check_key(key: str) -> str:

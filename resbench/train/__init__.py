@@ -13,6 +13,7 @@ _LAZY = {
     "trial_identity": "resbench.train.trial",
     "adapt_spec": "resbench.train.trial",
     "load_data": "resbench.train.trial",
+    "DataCache": "resbench.train.datacache",
     "Suite": "resbench.train.suite",
     "load_suite": "resbench.train.suite",
     "load_target": "resbench.train.suite",

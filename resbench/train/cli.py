@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import math
 import statistics
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -68,19 +67,15 @@ def flags_layer(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the suite, print the leaderboard; bad input raises UserError (the caller exits 2)."""
+    """Run the suite, print the leaderboard; bad input raises UserError (the caller exits 2).
+
+    ``--threads`` is applied by the entry point (``resbench.cli.run_command``), not here."""
     from resbench.train.suite import load_target, run_suite
 
     target = Path(args.target) if args.target else DEFAULT_SUITE
     if not target.exists():
         raise UserError(f"{target}: no such suite or spec file")
     suite = load_target(target)
-    if args.threads < 0:
-        raise UserError(f"--threads must be >= 0, got {args.threads}")
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
     result = run_suite(suite, results_root=args.results, experiment=args.experiment,
                        flags=flags_layer(args), seeds=tuple(args.seeds) if args.seeds else None,
                        progress=args.progress, retry_failed=args.retry_failed)
@@ -141,19 +136,3 @@ def _format(rows: list[dict[str, Any]]) -> str:
         lines.append("  ".join(v.ljust(w) if i == 0 else v.rjust(w)
                                for i, (v, w) in enumerate(zip(c, widths))))
     return "\n".join(lines)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Stand-alone entry point (``python -m resbench.train.cli``)."""
-    parser = argparse.ArgumentParser(prog="resbench bench", description=__doc__)
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -16,7 +16,6 @@ finished trials and resumes an interrupted one from its last epoch checkpoint.
 from __future__ import annotations
 
 import glob
-import json
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -78,7 +77,8 @@ class Suite:
                 layers = [locate_layer(entry.spec.recipe or {}, entry.path), self.recipe,
                           override, flags]
                 where = f"overrides[{i}]" if len(self.overrides) > 1 else "recipe"
-                recipe = parse_recipe(merge_layers(*layers), file=self.file or entry.path,
+                file = self.file or entry.path
+                recipe = parse_recipe(merge_layers(*layers, file=file, path=where), file=file,
                                       path=where)
                 columns.append((entry, i, recipe))
         all_seeds = sorted({s for _, _, r in columns for s in (seeds or self.seeds or r.seeds)})
@@ -176,17 +176,15 @@ def run_suite(suite: Suite, *, results_root: str | Path = "results", experiment:
     """
     from resbench.store import STATUSES, Store, experiment_dir
     from resbench.train.progress import make_progress
-    from resbench.train.trial import load_data, run_trial, trial_identity
+    from resbench.train.datacache import DataCache
+    from resbench.train.trial import run_trial, trial_identity
 
     plans = suite.plans(flags, seeds)
     store = Store(experiment_dir(experiment or suite.name, results_root))
-    data_cache: dict[str, Any] = {}
+    cache = DataCache()  # every trial of the matrix holds its data until the suite ends
     keyed = []
     for plan in plans:
-        data_key = json.dumps(plan.recipe.data.model_dump(mode="json"), sort_keys=True)
-        if data_key not in data_cache:
-            data_cache[data_key] = load_data(plan.recipe.data)
-        data = data_cache[data_key]
+        data = cache.get(plan.recipe.data)
         adapted, key = trial_identity(plan.spec, plan.recipe, plan.seed, data)
         if all(key != k for _, _, k, _ in keyed):  # the same trial twice in a matrix runs once
             keyed.append((plan, data, key, adapted))

@@ -1,18 +1,22 @@
 """Transfer learning: initialise from a checkpoint, replace the head, freeze and unfreeze stages.
 
-Parts are named by the model's top-level modules (torchvision names: ``conv1``, ``bn1``,
-``layer1``..``layerN``, ``fc``) plus two aliases: ``stem`` (everything before ``layer1``) and
-``head`` (everything after the last stage).
+Parts are the compiled model's own grouping (``ResNet.parts()``: ``stem``,
+``layer1``..``layerN``, ``head``) or any of its top-level modules by name (torchvision names:
+``conv1``, ``bn1``, ``fc``).
 """
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from resbench.errors import SpecError, UserError
+from resbench.errors import SpecError, UserError, unknown
 from resbench.spec.recipe import TransferConfig
+
+if TYPE_CHECKING:
+    from resbench.compile import ResNet
 
 _PREFIXES = ("module.", "_orig_mod.")  # DataParallel / torch.compile wrappers
 
@@ -40,7 +44,7 @@ def load_checkpoint_weights(path: str | Path) -> dict[str, torch.Tensor]:
     return out
 
 
-def initialise(model: nn.Module, cfg: TransferConfig) -> list[str]:
+def initialise(model: ResNet, cfg: TransferConfig) -> list[str]:
     """Load ``cfg.init`` into ``model``; with ``replace_head`` a head of another shape is skipped.
 
     Returns the names of the parameters left at their fresh initialisation (the new head).
@@ -71,21 +75,19 @@ def initialise(model: nn.Module, cfg: TransferConfig) -> list[str]:
     return fresh
 
 
-def _part_names(model: nn.Module, part: str) -> list[str]:
-    """Top-level module names that make up ``part`` (an alias or a module name)."""
-    names = [n for n, _ in model.named_children()]
-    stages = [n for n in names if n.startswith("layer") and n[5:].isdigit()]
-    if part in ("stem", "head") and stages:
-        first, last = names.index(stages[0]), names.index(stages[-1])
-        return names[:first] if part == "stem" else names[last + 1:]
-    if part in names:
+def _part_names(model: ResNet, part: str) -> list[str]:
+    """Top-level module names that make up ``part`` (a group of ``model.parts()`` or a name)."""
+    name_of = {id(module): name for name, module in model.named_children()}
+    groups = {group: [name_of[id(m)] for m in modules] for group, modules in model.parts()}
+    if part in groups:
+        return groups[part]
+    if part in name_of.values():
         return [part]
-    allowed = ["stem", *stages, "head", *names]
-    raise SpecError("unknown part of the model", path="recipe.transfer.freeze", value=part,
-                    allowed=list(dict.fromkeys(allowed)))
+    raise unknown("part of the model", part, list(dict.fromkeys([*groups, *name_of.values()])),
+                  path="recipe.transfer.freeze")
 
 
-def parts(model: nn.Module, names: tuple[str, ...] | list[str]) -> list[nn.Module]:
+def parts(model: ResNet, names: tuple[str, ...] | list[str]) -> list[nn.Module]:
     """The top-level modules named by ``names`` (aliases expanded)."""
     modules = dict(model.named_children())
     return [modules[n] for part in names for n in _part_names(model, part)]
@@ -98,7 +100,7 @@ class FreezeSchedule:
     its weights nor its running statistics change.
     """
 
-    def __init__(self, model: nn.Module, cfg: TransferConfig) -> None:
+    def __init__(self, model: ResNet, cfg: TransferConfig) -> None:
         self.model = model
         self.cfg = cfg
         for part in cfg.freeze:

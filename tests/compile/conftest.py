@@ -8,13 +8,14 @@ import torch
 import yaml
 
 SPECS = Path(__file__).resolve().parents[2] / "specs"
-NOT_SPECS = {"spaces", "suites"}  # search spaces and suites are other file kinds
 
 
 def spec_files() -> list[Path]:
-    """Every architecture spec in the library (what golden.yaml must cover)."""
-    return sorted(p for p in SPECS.rglob("*.y*ml")
-                  if p.name != "golden.yaml" and p.relative_to(SPECS).parts[0] not in NOT_SPECS)
+    """Every architecture spec in the library (what golden.yaml must cover): the files
+    ``resbench validate specs/`` checks, by the same rule (no suites, spaces or golden.yaml)."""
+    from resbench.spec.load import iter_spec_files
+
+    return sorted(iter_spec_files([SPECS]))
 
 
 def spec_id(path: Path) -> str:

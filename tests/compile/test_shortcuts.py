@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
 
+from resbench._compat.torch import TorchDispatchMode
 from resbench.blocks import (
     BLOCKS,
     BasicBlock,

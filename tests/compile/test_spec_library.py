@@ -68,5 +68,17 @@ def test_cost_matches_golden(path):
     assert c.input_size == load_spec(path).input_size
 
 
-def test_spec_ids_are_relative_to_specs():
-    assert all(not spec_id(p).startswith("/") and (SPECS / spec_id(p)).is_file() for p in FILES)
+def test_the_repository_specs_are_the_library_the_package_ships():
+    """specs/ is resbench/specs, and pyproject's package data carries every file of it that
+    golden.yaml names, so an installed resbench has the same library."""
+    import re
+
+    from resbench.spec.library import library_root
+
+    assert SPECS.resolve() == library_root().resolve()
+    pyproject = (SPECS.parent / "pyproject.toml").read_text()
+    patterns = re.findall(r'"(specs/[^"]+)"', pyproject.split("[tool.setuptools.package-data]")[1])
+    package = library_root().parent
+    shipped = {p.relative_to(library_root()).as_posix() for pattern in patterns
+               for p in package.glob(pattern)}
+    assert {spec_id(p) for p in FILES} | {"golden.yaml"} <= shipped

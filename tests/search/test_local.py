@@ -9,6 +9,7 @@ from pathlib import Path
 import optuna
 import pytest
 
+from resbench._compat.optuna import stored_trial
 from resbench.errors import SpecError, UserError
 from resbench.search import SearchConfig, run_search
 from resbench.search.optuna_study import counted, open_study
@@ -130,7 +131,7 @@ def test_existing_study_needs_resume(write_space, tmp_path):
     other = study.ask()  # another machine's trial, under way
     result = run_search(config(path, tmp_path, trials=5, join=True))
     assert result.counts["done"] == 4 and result.counts["running"] == 1
-    assert study._storage.get_trial(other._trial_id).state == optuna.trial.TrialState.RUNNING
+    assert stored_trial(study, other).state == optuna.trial.TrialState.RUNNING
 
 
 def test_resuming_with_other_objectives_is_refused_and_changes_nothing(write_space, tmp_path):

@@ -181,11 +181,17 @@ def test_kill_driver_and_resume(ray_session, write_space, tmp_path):
 def test_both_runners_write_the_same_records(ray_session, write_space, tmp_path):
     """The results store does not care which runner ran: same record fields, same DataFrame;
     and both runners search two objectives at once (a Pareto front)."""
+    import logging
+    import os
+
     from resbench.store import load
 
     space = tiny_space(recipe={"epochs": 1}, search={"sampler": "grid", "pruner": "none"})
     path = write_space(space)
     frames = {}
+    env = dict(os.environ)
+    levels = (optuna.logging.get_verbosity(),
+              {name: logging.getLogger(name).level for name in ("ray.train", "optuna")})
     for runner in ("local", "ray"):
         cfg = SearchConfig.from_space(load_space(path), runner=runner, experiment=runner,
                                       trials=2, progress=False, sampler_seed=0,
@@ -197,6 +203,14 @@ def test_both_runners_write_the_same_records(ray_session, write_space, tmp_path)
         records = list(Store(cfg.path).records())
         assert {r["search"]["runner"] for r in records} == {"optuna" if runner == "local" else "ray"}
         frames[runner] = load(cfg.path)
+    # Neither runner leaves a process-wide setting behind: log levels are as they were, and the
+    # environment holds what it held (libraries may add their own defaults on first import,
+    # e.g. torch's TORCHINDUCTOR_CACHE_DIR) and none of the variables resbench passes on.
+    assert (optuna.logging.get_verbosity(),
+            {name: logging.getLogger(name).level for name in ("ray.train", "optuna")}) == levels
+    assert {k: os.environ.get(k) for k in env} == env
+    assert not {"TUNE_GLOBAL_CHECKPOINT_S", "PYTHONPATH", "OMP_NUM_THREADS"} - set(env) \
+        & set(os.environ)
     local, ray = frames["local"], frames["ray"]
     assert len(local) == len(ray) == 2
     extra = set(ray.columns) - set(local.columns)

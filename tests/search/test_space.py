@@ -215,5 +215,12 @@ def test_space_module_imports_neither_torch_nor_optuna():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_module_has_no_fixed_field_gaps():
-    assert set(sp.FIXED_FIELDS) >= {"name", "description", "_base_", "search"}
+@pytest.mark.parametrize("field", sp.FIXED_FIELDS)
+def test_no_fixed_field_can_be_a_distribution(tmp_path: Path, field):
+    """``name``, ``description``, ``_base_`` and ``search`` stay fixed in a space file."""
+    assert set(sp.FIXED_FIELDS) == {"name", "description", "_base_", "search"}
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump({**BASE, field: {"$choice": ["a.yaml", "b.yaml"]}}))
+    with pytest.raises(SpecError) as info:
+        load_space(path)
+    assert info.value.path.split(".")[0] == field and info.value.file == str(path)

@@ -74,16 +74,25 @@ def test_mutated_specs_validate_or_raise_spec_error(data):
     except SpecError as exc:
         assert str(exc).startswith("mutant.yaml")
         return
-    assert isinstance(spec, Spec)
+    assert_round_trips(spec)
+
+
+def assert_round_trips(spec: Spec) -> None:
+    """What a record stores of a spec (its canonical form) parses back into the same network."""
+    again = parse_spec(spec.canonical())
+    assert again.key() == spec.key() and again.canonical() == spec.canonical()
+    assert again.depth == spec.depth and again.stage_channels() == spec.stage_channels()
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.one_of(values, st.dictionaries(st.sampled_from(FIELDS), values, max_size=6)))
 def test_random_data_validates_or_raises_spec_error(data):
     try:
-        parse_spec(data)
-    except SpecError:
-        pass
+        spec = parse_spec(data, file="random.yaml")
+    except SpecError as exc:  # never a bare ValidationError, KeyError or TypeError
+        assert str(exc).startswith("random.yaml: ") and exc.message
+        return
+    assert_round_trips(spec)
 
 
 @pytest.mark.slow

@@ -50,6 +50,17 @@ def test_layers_merge_mappings_and_replace_the_rest():
     assert merged.seeds == (7,)  # lists are replaced, not merged
 
 
+def test_layers_override_list_items_by_index_like_spec_bases():
+    """Recipe layers and ``_base_`` share one merge: ``{1: 10}`` changes item 1 of a list."""
+    merged = merge_layers({"grad_probe_steps": [0, 5, 50]}, {"grad_probe_steps": {1: 10}})
+    assert parse_recipe(merged).grad_probe_steps == (0, 10, 50)
+    with pytest.raises(SpecError) as info:
+        merge_layers({"grad_probe_steps": [0]}, {"grad_probe_steps": {3: 1}}, file="s.yaml",
+                     path="overrides[1]")
+    assert info.value.file == "s.yaml" and info.value.path == "overrides[1].grad_probe_steps"
+    assert "indices 0..0" in str(info.value)
+
+
 def test_trial_dict_leaves_out_the_seeds():
     a = parse_recipe({"seeds": [0]}).trial_dict()
     b = parse_recipe({"seeds": [0, 1, 2]}).trial_dict()

@@ -22,8 +22,8 @@ def test_sigkill_mid_suite_then_rerun_finishes_each_trial_once(tmp_path: Path, t
     results = tmp_path / "results"
     trials = results / "killed" / "trials"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "resbench.train.cli", str(suite), "--results",
-                             str(results), "--progress", "log"], cwd=tmp_path, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "resbench.cli", "bench", str(suite),
+                             "--results", str(results), "--progress", "log"], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 90

@@ -87,3 +87,19 @@ def test_transfer_trial_keeps_frozen_stages_and_trains_the_rest(torchvision_weig
     assert same("conv1.") and same("bn1.") and same("layer1.")  # weights and BN statistics
     assert not same("layer2.") and not same("layer4.")
     assert state["fc.weight"].shape == (10, 512)
+
+
+def test_freezing_uses_the_compiled_models_own_parts():
+    """``stem``/``layerN``/``head`` are ``ResNet.parts()``: a pre-activation net's head holds its
+    final norm and activation, the dropout and the classifier, as cost() counts them."""
+    from resbench.spec import parse_spec
+
+    model = build(parse_spec({"stem": "cifar", "block": "preact_basic", "head": {"dropout": 0.1},
+                              "stages": [{"depth": 1, "width": 8},
+                                         {"depth": 1, "width": 16, "stride": 2}]}))
+    groups = dict(model.parts())
+    for part in ("stem", "layer2", "head"):
+        frozen = FreezeSchedule(model, TransferConfig(freeze=(part,))).apply(1)
+        assert [id(m) for m in frozen] == [id(m) for m in groups[part]], part
+    assert [type(m).__name__ for m in groups["head"]] == [
+        "BatchNorm2d", "ReLU", "AdaptiveAvgPool2d", "Flatten", "Dropout", "Linear"]

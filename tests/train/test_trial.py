@@ -130,9 +130,13 @@ def test_a_trial_checkpoint_initialises_another_trial(data, tmp_path: Path):
         assert torch.equal(tensor, trained[name]), name
 
 
-def test_train_time_excludes_evaluation(data):
+def test_throughput_counts_training_images_over_training_time(data):
+    """images/s is the images an epoch trains on (whole batches: no ragged last one) over the
+    training pass alone, not the evaluation after it; the trial's train time sums its epochs'."""
     record = run_trial(SPEC, RECIPE, 0, data=data)
+    trained = len(data.train) // RECIPE.batch_size * RECIPE.batch_size
+    assert 0 < trained < len(data.train)  # the set has a ragged last batch, which is dropped
     for row in record["curves"]:
-        assert 0 < row["train_time_s"] < row["epoch_time_s"]
+        assert row["images_per_s"] * row["train_time_s"] == pytest.approx(trained)
     assert record["metrics"]["train_time_s"] == pytest.approx(
         sum(r["train_time_s"] for r in record["curves"]))

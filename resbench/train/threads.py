@@ -1,0 +1,16 @@
+"""torch's CPU thread count: a setting of the whole process, so only a process's entry point
+sets it (``resbench`` and ``run_bench.py`` from ``--threads``, each local search worker process
+from its share of the cores); library code never does."""
+from __future__ import annotations
+
+from resbench.errors import UserError
+
+
+def set_threads(threads: int) -> None:
+    """Use ``threads`` intra-op threads in this process (0: leave torch's default)."""
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+        raise UserError(f"--threads must be an integer >= 0, got {threads!r}")
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
