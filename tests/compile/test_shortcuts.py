@@ -32,18 +32,23 @@ from resbench.spec import vocab
 from .conftest import n_params
 
 
-def block(kind="preact_basic", shortcut="identity", c_in=8, width=8, stride=1, **options):
-    """A block in eval mode with non-trivial norm statistics."""
-    expansion = 4 if "bottleneck" in kind else 1
-    opts = BlockOptions.of(shortcut=shortcut, expansion=expansion, **options)
-    b = BLOCKS.get(kind)(c_in, width, stride, opts)
-    for m in b.modules():
+def with_norm_statistics(module: nn.Module) -> nn.Module:
+    """``module`` in eval mode, its norms given non-trivial statistics and affine parameters."""
+    for m in module.modules():
         if isinstance(m, nn.BatchNorm2d):
             m.running_mean.uniform_(-0.5, 0.5)
             m.running_var.uniform_(0.5, 2.0)
             m.weight.data.uniform_(0.5, 1.5)
             m.bias.data.uniform_(-0.5, 0.5)
-    return b.eval()
+    return module.eval()
+
+
+def block(kind="preact_basic", shortcut="identity", c_in=8, width=8, stride=1, **options):
+    """A block in eval mode with non-trivial norm statistics."""
+    expansion = 4 if "bottleneck" in kind else 1
+    opts = BlockOptions.of(shortcut=shortcut, expansion=expansion, **options)
+    b = BLOCKS.get(kind)(c_in, width, stride, opts)
+    return with_norm_statistics(b)
 
 
 def branch(b: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -275,13 +280,7 @@ def shortcut(kind, c_in, c_out, stride, preact, **options):
     """A shortcut module as a block builds it, in eval mode with non-trivial norm statistics."""
     sc = BlockOptions.of(shortcut=kind, **options).make_shortcut(c_in, c_out, stride,
                                                                  preact=preact)
-    for m in sc.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 2.0)
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(-0.5, 0.5)
-    return sc.eval()
+    return with_norm_statistics(sc)
 
 
 def project(sc, pre, stride, preact, avgpool=False):
