@@ -20,7 +20,6 @@ from resbench.blocks import (
     ACTIVATIONS,
     BLOCKS,
     NORMS,
-    SHORTCUTS,
     STEMS,
     BlockOptions,
     IncompatibleOptions,
@@ -29,7 +28,6 @@ from resbench.blocks import (
 )
 from resbench.errors import SpecError
 from resbench.spec import Spec, StageSpec, load_spec
-from resbench.spec.vocab import DEFAULT_GATE_BIAS, DEFAULT_SCALE
 
 STEM, HEAD = "stem", "head"
 
@@ -108,16 +106,15 @@ class ResNet(nn.Module):
 
 
 def _block_options(spec: Spec, stage: StageSpec) -> BlockOptions:
-    return BlockOptions(
-        shortcut=SHORTCUTS.get(stage.shortcut)(),
-        norm=NORMS.get(spec.norm),
-        act=ACTIVATIONS.get(spec.activation),
+    return BlockOptions.of(
+        shortcut=stage.shortcut,
+        norm=spec.norm,
+        activation=spec.activation,
         groups=stage.groups,
         width_per_group=stage.width_per_group,
         expansion=stage.expansion,
         se_ratio=stage.se_ratio,
-        gate_bias=DEFAULT_GATE_BIAS if stage.gate_bias is None else stage.gate_bias,
-        scale=DEFAULT_SCALE if stage.scale is None else stage.scale,
+        **stage.shortcut_options(),
     )
 
 

@@ -3,8 +3,9 @@ style), so a stage can stack any kind; its output has ``width * opts.expansion``
 Layer names follow torchvision (conv1, bn1, ..., downsample) so torchvision weights load as is."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
@@ -20,7 +21,6 @@ from resbench.blocks.layers import (
 )
 from resbench.blocks.shortcuts import SHORTCUTS, Shortcut
 from resbench.registry import Registry
-from resbench.spec.vocab import DEFAULT_GATE_BIAS, DEFAULT_SCALE
 
 
 class IncompatibleOptions(ValueError):
@@ -31,16 +31,15 @@ class IncompatibleOptions(ValueError):
 class BlockOptions:
     """Everything a block needs besides (in_channels, width, stride), resolved once per stage."""
 
-    shortcut: Shortcut
+    shortcut: type[Shortcut]
     norm: NormFactory
     act: ActFactory
     groups: int = 1
     width_per_group: int = 64
     expansion: int = 1
     se_ratio: float = 0.0
-    gate_bias: float = DEFAULT_GATE_BIAS
-    scale: float = DEFAULT_SCALE
     drop_path: float = 0.0
+    shortcut_options: Mapping[str, Any] = field(default_factory=dict)  # the kind's, all set
 
     @property
     def normalized(self) -> bool:
@@ -51,18 +50,31 @@ class BlockOptions:
         """Without a norm after them, convolutions carry their own bias."""
         return not self.normalized
 
+    def make_shortcut(self, in_channels: int, out_channels: int, stride: int, *,
+                      preact: bool) -> Shortcut:
+        """The shortcut module of one block."""
+        return self.shortcut(in_channels, out_channels, stride, self, preact=preact,
+                             **self.shortcut_options)
+
     @classmethod
     def of(cls, *, shortcut: str = "identity", norm: str = "batch", activation: str = "relu",
            groups: int = 1, width_per_group: int = 64, expansion: int = 1, se_ratio: float = 0.0,
-           gate_bias: float = DEFAULT_GATE_BIAS, scale: float = DEFAULT_SCALE,
-           drop_path: float = 0.0) -> BlockOptions:
-        """Options from registry names (``shortcut="projection"``, ``norm="group"``, ...)."""
-        return cls(SHORTCUTS.get(shortcut)(), NORMS.get(norm), ACTIVATIONS.get(activation),
-                   groups, width_per_group, expansion, se_ratio, gate_bias, scale, drop_path)
+           drop_path: float = 0.0, **shortcut_options: Any) -> BlockOptions:
+        """Options from registry names (``shortcut="gated"``, ``norm="group"``, ...); the
+        shortcut's own options (``gate_bias=-2.0``) default to the vocabulary's values."""
+        kind = SHORTCUTS.get(shortcut)
+        return cls(kind, NORMS.get(norm), ACTIVATIONS.get(activation), groups, width_per_group,
+                   expansion, se_ratio, drop_path, kind.options(shortcut_options))
 
 
 class ResidualBlock(nn.Module):
-    """Base of every block: y = merge(F(x), x), the merge fixed by the shortcut kind when built."""
+    """Base of every block: y = shortcut(F(x), x, pre), the merge of the shortcut kind.
+
+    The shortcut's layers are the block's own children (``downsample``, ``gate``: torchvision's
+    names); the shortcut module is not registered (see ``resbench.blocks.shortcuts``), so the
+    block calls its ``forward`` directly (FX, and so torchvision's feature extraction, trace
+    only calls of registered modules) and passes ``train()``/``eval()`` on to it.
+    """
 
     preact: ClassVar[bool] = False
 
@@ -78,8 +90,21 @@ class ResidualBlock(nn.Module):
         self.se = (SqueezeExcite(self.out_channels, opts.se_ratio, opts.act)
                    if opts.se_ratio > 0 else None)
         self.drop_path = DropPath(opts.drop_path) if opts.drop_path > 0 else None
-        self._merge = opts.shortcut.attach(self, self.in_channels, self.out_channels,
-                                           self.stride, opts)
+        shortcut = opts.make_shortcut(self.in_channels, self.out_channels, self.stride,
+                                      preact=self.preact)
+        if [*shortcut.parameters(recurse=False), *shortcut.buffers(recurse=False)]:
+            raise TypeError(f"shortcut {shortcut.name!r} must keep its tensors in child layers, "
+                            "which its block registers")
+        for name, layer in shortcut.named_children():
+            self.add_module(name, layer)
+        if "downsample" not in self._modules:
+            self.downsample = None  # as in torchvision: every block has one
+        self.__dict__["shortcut"] = shortcut
+
+    def train(self, mode: bool = True) -> ResidualBlock:
+        super().train(mode)
+        self.shortcut.train(mode)
+        return self
 
     def _branch_end(self) -> tuple[nn.Module, ...]:
         """The branch's last layers, last norm first: what ``zero_init_last`` zeroes."""
@@ -115,7 +140,7 @@ def _inner_width(width: int, opts: BlockOptions) -> int:
 
 @BLOCKS.register("basic")
 class BasicBlock(ResidualBlock):
-    """y = act(merge(F(x), x)), F = bn2(conv2(act(bn1(conv1(x))))): two 3x3 convs (He 2015)."""
+    """y = act(shortcut(F(x), x)), F = bn2(conv2(act(bn1(conv1(x))))): two 3x3 convs (He 2015)."""
 
     def __init__(self, in_channels: int, width: int, stride: int, opts: BlockOptions) -> None:
         super().__init__(in_channels, width, stride, opts)
@@ -138,12 +163,12 @@ class BasicBlock(ResidualBlock):
             out = self.se(out)
         if self.drop_path is not None:
             out = self.drop_path(out)
-        return self.relu(self._merge(self, out, x, x))
+        return self.relu(self.shortcut.forward(out, x, x))
 
 
 @BLOCKS.register("bottleneck")
 class Bottleneck(ResidualBlock):
-    """y = act(merge(F(x), x)), F = 1x1 reduce, 3x3 (stride, groups), 1x1 expand, each normed
+    """y = act(shortcut(F(x), x)), F = 1x1 reduce, 3x3 (stride, groups), 1x1 expand, each normed
     (ResNet v1.5: the stride sits on the 3x3, as in torchvision)."""
 
     def __init__(self, in_channels: int, width: int, stride: int, opts: BlockOptions) -> None:
@@ -170,12 +195,12 @@ class Bottleneck(ResidualBlock):
             out = self.se(out)
         if self.drop_path is not None:
             out = self.drop_path(out)
-        return self.relu(self._merge(self, out, x, x))
+        return self.relu(self.shortcut.forward(out, x, x))
 
 
 @BLOCKS.register("preact_basic")
 class PreActBasicBlock(ResidualBlock):
-    """y = merge(F(x), x), F = conv2(act(bn2(conv1(act(bn1(x)))))), full pre-activation
+    """y = shortcut(F(x), x), F = conv2(act(bn2(conv1(act(bn1(x)))))), full pre-activation
     (He et al. 2016); projecting shortcuts read the shared act(bn1(x))."""
 
     preact = True
@@ -202,12 +227,12 @@ class PreActBasicBlock(ResidualBlock):
             out = self.se(out)
         if self.drop_path is not None:
             out = self.drop_path(out)
-        return self._merge(self, out, x, pre)
+        return self.shortcut.forward(out, x, pre)
 
 
 @BLOCKS.register("preact_bottleneck")
 class PreActBottleneck(ResidualBlock):
-    """y = merge(F(x), x), F = conv3(act(bn3(conv2(act(bn2(conv1(act(bn1(x))))))))), the
+    """y = shortcut(F(x), x), F = conv3(act(bn3(conv2(act(bn2(conv1(act(bn1(x))))))))), the
     pre-activation bottleneck (He et al. 2016; stride on the 3x3)."""
 
     preact = True
@@ -237,4 +262,4 @@ class PreActBottleneck(ResidualBlock):
             out = self.se(out)
         if self.drop_path is not None:
             out = self.drop_path(out)
-        return self._merge(self, out, x, pre)
+        return self.shortcut.forward(out, x, pre)

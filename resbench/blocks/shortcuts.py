@@ -1,16 +1,22 @@
-"""Shortcut kinds: how x reaches a block's output.
+"""Shortcut kinds: how x reaches a block's output. Each kind is a small module whose
+``forward(f, x, pre)`` merges the residual branch's output ``f`` = F(x) with the block input
+``x``; ``pre`` is what its learnable layers read (the block's shared act(bn1(x)) in
+pre-activation blocks, He et al. 2016; ``x`` otherwise), while parameter-free paths read ``x``.
+Every choice is made at construction, so the forward does no lookups.
 
-A kind's ``attach`` adds the skip path's modules to the block (``downsample``, ``gate``, ``scale``)
-and returns the *merge* the block's forward calls as ``merge(block, f, x, pre)``: ``f`` is the
-residual branch's output F(x), ``x`` the block input and ``pre`` the tensor learnable shortcut
-layers read (the shared pre-activation in pre-activation blocks, He et al. 2016; ``x`` otherwise).
-Everything is chosen at construction, so the forward does no lookups. Adding a kind is one class
-and one registration.
+A block registers its shortcut's layers (``downsample``, ``gate``) as its own children, so
+state_dict keys and ``named_parameters()`` keep torchvision's names, and keeps the shortcut
+module itself unregistered (key-mapping hooks would make parameter names differ from state_dict
+keys). Hence a shortcut holds every tensor in a child layer, none of its own.
+
+Adding a kind is one vocabulary entry (``resbench.spec.vocab.SHORTCUTS``: formula, options with
+their defaults) and one class here, registered under the same name, that takes those options as
+keyword arguments.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -18,71 +24,79 @@ from torch import Tensor, nn
 
 from resbench.blocks.layers import conv
 from resbench.registry import Registry
+from resbench.spec.vocab import SHORTCUTS as VOCABULARY
 
 if TYPE_CHECKING:
-    from resbench.blocks.residual import BlockOptions, ResidualBlock
-
-Merge = Callable[["ResidualBlock", Tensor, Tensor, Tensor], Tensor]
+    from resbench.blocks.residual import BlockOptions
 
 
 class IncompatibleShapes(ValueError):
     """A shortcut cannot carry x to the block's output shape (the spec layer should catch it)."""
 
 
-def add_identity(block: ResidualBlock, f: Tensor, x: Tensor, pre: Tensor) -> Tensor:
-    return f.add_(x)
-
-
-def add_padded(block: ResidualBlock, f: Tensor, x: Tensor, pre: Tensor) -> Tensor:
-    return f.add_(block.downsample(x))
-
-
-def add_projected(block: ResidualBlock, f: Tensor, x: Tensor, pre: Tensor) -> Tensor:
-    return f.add_(block.downsample(pre))
-
-
-def branch_only(block: ResidualBlock, f: Tensor, x: Tensor, pre: Tensor) -> Tensor:
-    return f
-
-
-def gated_identity(block: ResidualBlock, f: Tensor, x: Tensor, pre: Tensor) -> Tensor:
-    t = torch.sigmoid(block.gate(pre))
-    return x + t * (f - x)
-
-
-def gated_projected(block: ResidualBlock, f: Tensor, x: Tensor, pre: Tensor) -> Tensor:
-    t = torch.sigmoid(block.gate(pre))
-    s = block.downsample(pre)
-    return s + t * (f - s)
-
-
-def scaled_identity(block: ResidualBlock, f: Tensor, x: Tensor, pre: Tensor) -> Tensor:
-    return f.add_(x, alpha=block.scale)
-
-
-def scaled_projected(block: ResidualBlock, f: Tensor, x: Tensor, pre: Tensor) -> Tensor:
-    return f.add_(block.downsample(pre), alpha=block.scale)
-
-
-class Shortcut:
-    """One shortcut kind; subclasses implement ``attach``."""
-
-    name = ""
-
-    def attach(self, block: ResidualBlock, in_channels: int, out_channels: int, stride: int,
-               opts: BlockOptions) -> Merge:
-        raise NotImplementedError
-
-    def _require_same_shape(self, in_channels: int, out_channels: int, stride: int) -> None:
-        if in_channels != out_channels or stride != 1:
-            raise IncompatibleShapes(
-                f"shortcut {self.name!r} needs the block to keep its shape, but it maps "
-                f"{in_channels} channels to {out_channels} with stride {stride}; use zero_pad, "
-                "projection or avgpool_projection where the shape changes")
-
-
 def keeps_shape(in_channels: int, out_channels: int, stride: int) -> bool:
     return in_channels == out_channels and stride == 1
+
+
+class Shortcut(nn.Module):
+    """Base of every kind: y = f + carry(x, pre), where ``carry`` is x itself, or its
+    ``downsample`` (which reads ``pre``) where the kind has one.
+
+    Built as ``Kind(in_channels, out_channels, stride, opts, preact=..., **options)``; ``opts``
+    gives the norm and conv bias of its layers, ``preact`` whether it sits in a pre-activation
+    block (projections there have no norm). ``forward`` may add into ``f`` in place.
+    """
+
+    name: ClassVar[str] = ""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+        super().__init__()
+        self.in_channels, self.out_channels, self.stride = in_channels, out_channels, stride
+        self.downsample: nn.Module | None = None
+
+    @classmethod
+    def options(cls, given: Mapping[str, Any]) -> dict[str, Any]:
+        """The options this kind declares in the vocabulary, from ``given`` where set (not None),
+        else their defaults; an option the kind does not declare is refused."""
+        declared = VOCABULARY[cls.name].options
+        unknown = sorted(set(given) - set(declared))
+        if unknown:
+            raise TypeError(f"shortcut {cls.name!r} has no option {unknown[0]!r}; its options: "
+                            f"{', '.join(declared) or 'none'}")
+        return {name: option.default if given.get(name) is None else given[name]
+                for name, option in declared.items()}
+
+    def carry(self, x: Tensor, pre: Tensor) -> Tensor:
+        """x as it reaches the output."""
+        return x if self.downsample is None else self.downsample(pre)
+
+    def forward(self, f: Tensor, x: Tensor, pre: Tensor) -> Tensor:
+        down = self.downsample  # carry(x, pre), inlined: this runs in every block
+        return f.add_(x if down is None else down(pre))
+
+    def _require_same_shape(self) -> None:
+        if not keeps_shape(self.in_channels, self.out_channels, self.stride):
+            raise IncompatibleShapes(
+                f"shortcut {self.name!r} needs the block to keep its shape, but it maps "
+                f"{self.in_channels} channels to {self.out_channels} with stride {self.stride}; "
+                "use zero_pad, projection or avgpool_projection where the shape changes")
+
+    def extra_repr(self) -> str:
+        return f"{self.in_channels} -> {self.out_channels}, stride={self.stride}"
+
+
+S = TypeVar("S", bound=type[Shortcut])
+SHORTCUTS: Registry[type[Shortcut]] = Registry("shortcut")
+
+
+def register(name: str) -> Callable[[S], S]:
+    """Register a shortcut class under its vocabulary name, which it keeps as ``name``."""
+
+    def add(cls: S) -> S:
+        cls.name = name
+        return SHORTCUTS.register(name)(cls)
+
+    return add
 
 
 def projection(in_channels: int, out_channels: int, stride: int, opts: BlockOptions,
@@ -100,17 +114,14 @@ def projection(in_channels: int, out_channels: int, stride: int, opts: BlockOpti
     return nn.Sequential(*layers)
 
 
-def project_where_reshaped(block: ResidualBlock, in_channels: int, out_channels: int,
-                           stride: int, opts: BlockOptions, same: Merge, reshaped: Merge, *,
-                           avgpool: bool = False) -> Merge:
-    """Option B's rule: no ``downsample`` (merge ``same``) where the block keeps its shape, a
-    projection (merge ``reshaped``) where it changes."""
+def projection_where_reshaped(in_channels: int, out_channels: int, stride: int,
+                              opts: BlockOptions, preact: bool,
+                              avgpool: bool = False) -> nn.Sequential | None:
+    """Option B's rule: no ``downsample`` where the block keeps its shape, a projection where
+    it changes."""
     if keeps_shape(in_channels, out_channels, stride):
-        block.downsample = None
-        return same
-    block.downsample = projection(in_channels, out_channels, stride, opts, block.preact,
-                                  avgpool=avgpool)
-    return reshaped
+        return None
+    return projection(in_channels, out_channels, stride, opts, preact, avgpool=avgpool)
 
 
 class ZeroPad(nn.Module):
@@ -146,99 +157,105 @@ class Gate(nn.Conv2d):
         nn.init.constant_(self.bias, self.gate_bias)
 
 
-SHORTCUTS: Registry[type[Shortcut]] = Registry("shortcut")
-
-
-@SHORTCUTS.register("identity")
+@register("identity")
 class IdentityShortcut(Shortcut):
     """y = F(x) + x, only where the block keeps its shape."""
 
-    name = "identity"
-
-    def attach(self, block, in_channels, out_channels, stride, opts):
-        self._require_same_shape(in_channels, out_channels, stride)
-        block.downsample = None
-        return add_identity
+    def __init__(self, in_channels: int, out_channels: int, stride: int, opts: BlockOptions, *,
+                 preact: bool) -> None:
+        super().__init__(in_channels, out_channels, stride)
+        self._require_same_shape()
 
 
-@SHORTCUTS.register("zero_pad")
+@register("zero_pad")
 class ZeroPadShortcut(Shortcut):
     """y = F(x) + x; where the shape changes x is subsampled and zero-padded (option A)."""
 
-    name = "zero_pad"
+    def __init__(self, in_channels: int, out_channels: int, stride: int, opts: BlockOptions, *,
+                 preact: bool) -> None:
+        super().__init__(in_channels, out_channels, stride)
+        if not keeps_shape(in_channels, out_channels, stride):
+            self.downsample = ZeroPad(in_channels, out_channels, stride)
 
-    def attach(self, block, in_channels, out_channels, stride, opts):
-        if keeps_shape(in_channels, out_channels, stride):
-            block.downsample = None
-            return add_identity
-        block.downsample = ZeroPad(in_channels, out_channels, stride)
-        return add_padded
+    def carry(self, x: Tensor, pre: Tensor) -> Tensor:
+        return x if self.downsample is None else self.downsample(x)  # no parameters: reads x
+
+    def forward(self, f: Tensor, x: Tensor, pre: Tensor) -> Tensor:
+        return f.add_(self.carry(x, pre))
 
 
-@SHORTCUTS.register("projection")
+@register("projection")
 class ProjectionShortcut(Shortcut):
     """y = F(x) + x; where the shape changes x is projected by 1x1 conv + norm (option B)."""
 
-    name = "projection"
+    def __init__(self, in_channels: int, out_channels: int, stride: int, opts: BlockOptions, *,
+                 preact: bool) -> None:
+        super().__init__(in_channels, out_channels, stride)
+        self.downsample = projection_where_reshaped(in_channels, out_channels, stride, opts, preact)
 
-    def attach(self, block, in_channels, out_channels, stride, opts):
-        return project_where_reshaped(block, in_channels, out_channels, stride, opts,
-                                      add_identity, add_projected)
 
-
-@SHORTCUTS.register("full_projection")
+@register("full_projection")
 class FullProjectionShortcut(Shortcut):
     """y = F(x) + P(x), P = 1x1 conv + norm in every block (option C)."""
 
-    name = "full_projection"
+    def __init__(self, in_channels: int, out_channels: int, stride: int, opts: BlockOptions, *,
+                 preact: bool) -> None:
+        super().__init__(in_channels, out_channels, stride)
+        self.downsample = projection(in_channels, out_channels, stride, opts, preact)
 
-    def attach(self, block, in_channels, out_channels, stride, opts):
-        block.downsample = projection(in_channels, out_channels, stride, opts, block.preact)
-        return add_projected
 
-
-@SHORTCUTS.register("avgpool_projection")
+@register("avgpool_projection")
 class AvgPoolProjectionShortcut(Shortcut):
     """y = F(x) + x; where the shape changes x is average-pooled, 1x1 conv + norm (ResNet-D)."""
 
-    name = "avgpool_projection"
+    def __init__(self, in_channels: int, out_channels: int, stride: int, opts: BlockOptions, *,
+                 preact: bool) -> None:
+        super().__init__(in_channels, out_channels, stride)
+        self.downsample = projection_where_reshaped(in_channels, out_channels, stride, opts, preact,
+                                                    avgpool=True)
 
-    def attach(self, block, in_channels, out_channels, stride, opts):
-        return project_where_reshaped(block, in_channels, out_channels, stride, opts,
-                                      add_identity, add_projected, avgpool=True)
 
-
-@SHORTCUTS.register("gated")
+@register("gated")
 class GatedShortcut(Shortcut):
     """y = T·F(x) + (1−T)·x, T = σ(conv1x1(x) + gate_bias) (highway); x projected (option B)
     where the shape changes."""
 
-    name = "gated"
+    def __init__(self, in_channels: int, out_channels: int, stride: int, opts: BlockOptions, *,
+                 preact: bool, gate_bias: float) -> None:
+        super().__init__(in_channels, out_channels, stride)
+        self.gate = Gate(in_channels, out_channels, stride, gate_bias)  # first: torchvision order
+        self.downsample = projection_where_reshaped(in_channels, out_channels, stride, opts, preact)
 
-    def attach(self, block, in_channels, out_channels, stride, opts):
-        block.gate = Gate(in_channels, out_channels, stride, opts.gate_bias)
-        return project_where_reshaped(block, in_channels, out_channels, stride, opts,
-                                      gated_identity, gated_projected)
+    def forward(self, f: Tensor, x: Tensor, pre: Tensor) -> Tensor:
+        t = torch.sigmoid(self.gate(pre))
+        s = self.carry(x, pre)
+        return s + t * (f - s)
 
 
-@SHORTCUTS.register("scaled")
+@register("scaled")
 class ScaledShortcut(Shortcut):
     """y = F(x) + scale·x; x projected (option B) where the shape changes."""
 
-    name = "scaled"
+    def __init__(self, in_channels: int, out_channels: int, stride: int, opts: BlockOptions, *,
+                 preact: bool, scale: float) -> None:
+        super().__init__(in_channels, out_channels, stride)
+        self.scale = float(scale)
+        self.downsample = projection_where_reshaped(in_channels, out_channels, stride, opts, preact)
 
-    def attach(self, block, in_channels, out_channels, stride, opts):
-        block.scale = float(opts.scale)
-        return project_where_reshaped(block, in_channels, out_channels, stride, opts,
-                                      scaled_identity, scaled_projected)
+    def forward(self, f: Tensor, x: Tensor, pre: Tensor) -> Tensor:
+        return f.add_(self.carry(x, pre), alpha=self.scale)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, scale={self.scale:g}"
 
 
-@SHORTCUTS.register("none")
+@register("none")
 class NoShortcut(Shortcut):
-    """y = F(x): no skip at all (a plain network)."""
+    """y = F(x): no skip at all (a plain network); not even an add is allocated."""
 
-    name = "none"
+    def __init__(self, in_channels: int, out_channels: int, stride: int, opts: BlockOptions, *,
+                 preact: bool) -> None:
+        super().__init__(in_channels, out_channels, stride)
 
-    def attach(self, block, in_channels, out_channels, stride, opts):
-        block.downsample = None
-        return branch_only
+    def forward(self, f: Tensor, x: Tensor, pre: Tensor) -> Tensor:
+        return f

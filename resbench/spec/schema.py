@@ -1,16 +1,25 @@
 """The spec schema: frozen, typed, validated once at load time. No torch here."""
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from resbench.canonical import content_key
 from resbench.spec.vocab import (
+    ALWAYS_KEYED_OPTIONS,
     BLOCKS,
-    DEFAULT_GATE_BIAS,
-    DEFAULT_SCALE,
     RESHAPING_SHORTCUTS,
+    SHORTCUT_OPTIONS,
+    SHORTCUTS,
     STEMS,
     ActivationKind,
     BlockKind,
@@ -18,6 +27,8 @@ from resbench.spec.vocab import (
     ShortcutKind,
     StemKind,
 )
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class Frozen(BaseModel):
@@ -45,23 +56,38 @@ class HeadSpec(Frozen):
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
 
 
-class StageSpec(Frozen):
-    """One stage: ``depth`` blocks of ``width`` planes; the first block applies ``stride``.
+def _with_shortcut_options(base: type[M], name: str) -> type[M]:
+    """``base`` followed by one optional field per shortcut option the vocabulary declares (unset:
+    a stage of that kind gets the declared default; other stages must leave it unset)."""
+    fields: dict[str, Any] = {
+        field: (Optional[option.type], Field(None, description=(
+            f"{option.description} Only for the {kind!r} shortcut (default {option.default!r}).")))
+        for field, (kind, option) in SHORTCUT_OPTIONS.items()}
+    return create_model(name, __base__=base, __module__=__name__, **fields)
 
-    Fields left out take the spec's top-level defaults; after validation every field is set.
-    """
 
+SHORTCUT_HELP = "How x reaches the block's output. " + "; ".join(
+    f"{kind}: y = {info.formula} (where the shape changes: {info.reshaped})"
+    for kind, info in SHORTCUTS.items())
+
+
+class _StageFields(Frozen):
     depth: PositiveInt
     width: PositiveInt
     stride: int = Field(1, ge=1, le=4)
     block: Optional[BlockKind] = None
-    shortcut: Optional[ShortcutKind] = None
+    shortcut: Optional[ShortcutKind] = Field(None, description=SHORTCUT_HELP)
     groups: Optional[PositiveInt] = None
     width_per_group: Optional[PositiveInt] = None
     expansion: Optional[PositiveInt] = None
     se_ratio: Optional[float] = Field(None, ge=0.0, le=1.0)
-    gate_bias: Optional[float] = None
-    scale: Optional[float] = None
+
+
+class StageSpec(_with_shortcut_options(_StageFields, "_StageOptions")):  # type: ignore[misc]
+    """One stage: ``depth`` blocks of ``width`` planes; the first block applies ``stride``.
+
+    Fields left out take the spec's top-level defaults; after validation every field is set.
+    """
 
     @property
     def out_channels(self) -> int:
@@ -72,14 +98,18 @@ class StageSpec(Frozen):
         """Width of a bottleneck's grouped conv (torchvision's formula)."""
         return int(self.width * ((self.width_per_group or 64) / 64.0)) * (self.groups or 1)
 
+    def shortcut_options(self) -> dict[str, Any]:
+        """This stage's shortcut options by name (those its kind declares, resolved)."""
+        return {name: getattr(self, name) for name in SHORTCUTS[self.shortcut].options}
+
 
 # Top-level fields that act as defaults for every stage.
 STAGE_DEFAULTS = ("block", "shortcut", "groups", "width_per_group", "expansion", "se_ratio",
-                  "gate_bias", "scale")
+                  *SHORTCUT_OPTIONS)
 
 
-class Spec(Frozen):
-    """A residual (or plain) network as data."""
+class _SpecFields(Frozen):
+    """The spec's fields before the shortcut options (the order pydantic reports errors in)."""
 
     name: str = ""
     description: str = ""
@@ -92,13 +122,16 @@ class Spec(Frozen):
     stochastic_depth: float = Field(0.0, ge=0.0, lt=1.0, description="Max drop-path rate.")
     stem: StemSpec
     block: BlockKind = "basic"
-    shortcut: ShortcutKind = "projection"
+    shortcut: ShortcutKind = Field("projection", description=SHORTCUT_HELP)
     groups: PositiveInt = 1
     width_per_group: PositiveInt = 64
     expansion: Optional[PositiveInt] = None
     se_ratio: float = Field(0.0, ge=0.0, le=1.0)
-    gate_bias: Optional[float] = None
-    scale: Optional[float] = None
+
+
+class Spec(_with_shortcut_options(_SpecFields, "_SpecOptions")):  # type: ignore[misc]
+    """A residual (or plain) network as data."""
+
     stages: tuple[StageSpec, ...] = Field(min_length=1)
     head: HeadSpec = HeadSpec()
     recipe: Optional[dict[str, Any]] = Field(None, description="Training recipe (see Recipe).")
@@ -139,12 +172,11 @@ class Spec(Frozen):
             raise ShapeError(f"{where}.{field}", f"{stage.block!r} blocks support only groups=1 and "
                              "width_per_group=64; use a bottleneck block for grouped convolutions",
                              getattr(stage, field))
-        for field, kind, default in (("gate_bias", "gated", DEFAULT_GATE_BIAS),
-                                     ("scale", "scaled", DEFAULT_SCALE)):
+        for field, (kind, option) in SHORTCUT_OPTIONS.items():
             value = getattr(stage, field)
             if stage.shortcut == kind:
                 if value is None:
-                    stage = stage.model_copy(update={field: default})
+                    stage = stage.model_copy(update={field: option.default})
             elif value is not None and field not in explicit:
                 stage = stage.model_copy(update={field: None})  # a top-level default, unused here
             elif value is not None:
@@ -153,7 +185,7 @@ class Spec(Frozen):
         return stage
 
     def _check_top_level_options(self, stages: tuple[StageSpec, ...]) -> None:
-        for field, kind in (("gate_bias", "gated"), ("scale", "scaled")):
+        for field, (kind, _) in SHORTCUT_OPTIONS.items():
             if getattr(self, field) is not None and not any(s.shortcut == kind for s in stages):
                 raise ShapeError(field, f"{field} applies only to the {kind!r} shortcut, "
                                  "which no stage uses", getattr(self, field))
@@ -171,9 +203,14 @@ class Spec(Frozen):
         return [self.stem.width, *(s.out_channels for s in self.stages)]
 
     def canonical(self) -> dict[str, Any]:
-        """The resolved architecture alone: no name, description, recipe or unused defaults."""
+        """The resolved architecture alone: no name, description, recipe or unused defaults; a
+        stage lists its shortcut kind's options (and ``ALWAYS_KEYED_OPTIONS``, null if unused)."""
         data = self.model_dump(mode="json", exclude={"name", "description", "recipe",
                                                      *STAGE_DEFAULTS})
+        for stage, out in zip(self.stages, data["stages"]):
+            for field, (kind, _) in SHORTCUT_OPTIONS.items():
+                if kind != stage.shortcut and field not in ALWAYS_KEYED_OPTIONS:
+                    del out[field]
         return data
 
     def __hash__(self) -> int:
@@ -225,15 +262,17 @@ def _check_shapes(stem_width: int, stages: tuple[StageSpec, ...]) -> None:
             if j == 1 and stage.depth == 1:
                 break
             reshapes = c_in != out or stride != 1
-            if reshapes and stage.shortcut not in RESHAPING_SHORTCUTS:
+            kind, info = stage.shortcut, SHORTCUTS[stage.shortcut]
+            article = "an" if kind[0] in "aeiou" else "a"
+            if reshapes and not info.reshapes:
                 raise ShapeError(
                     f"stages[{i}].shortcut",
-                    f"an identity shortcut cannot change shape, but block {j} of this stage maps "
-                    f"{c_in} to {out} channels with stride {stride}",
+                    f"{article} {kind} shortcut cannot change shape, but block {j} of this stage "
+                    f"maps {c_in} to {out} channels with stride {stride}",
                     stage.shortcut, sorted(RESHAPING_SHORTCUTS))
-            if stage.shortcut == "zero_pad" and out < c_in:
+            if not info.narrows and out < c_in:
                 raise ShapeError(
                     f"stages[{i}].shortcut",
-                    f"a zero_pad shortcut can only add channels, but block {j} of this stage "
+                    f"{article} {kind} shortcut can only add channels, but block {j} of this stage "
                     f"maps {c_in} to {out} channels", stage.shortcut)
         channels = out

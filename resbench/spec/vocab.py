@@ -1,10 +1,15 @@
 """The words of the spec language: the kinds each axis allows, and what the spec layer must know
 about each (no torch here). The compiler's registries in ``resbench.blocks`` implement the same
-names; ``tests/compile`` checks that the two agree."""
+names; ``tests/compile`` checks that the two agree.
+
+A shortcut kind's options are declared once, on its entry in :data:`SHORTCUTS`: the schema's
+fields (top level and per stage), their defaults and the "applies only to" checks, the JSON
+Schema's descriptions and the compiler's arguments all come from there."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal, get_args
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
 
 
 @dataclass(frozen=True)
@@ -24,20 +29,31 @@ class StemInfo:
     reduction: int  # spatial downsampling factor of the stem
 
 
-BlockKind = Literal["basic", "bottleneck", "preact_basic", "preact_bottleneck"]
-StemKind = Literal["cifar", "imagenet", "deep"]
-ShortcutKind = Literal[
-    "identity",
-    "zero_pad",
-    "projection",
-    "full_projection",
-    "avgpool_projection",
-    "gated",
-    "scaled",
-    "none",
-]
-NormKind = Literal["batch", "group", "none"]
-ActivationKind = Literal["relu", "gelu", "silu"]
+@dataclass(frozen=True)
+class Option:
+    """One option of a vocabulary entry: a spec field (top level and per stage) of ``type``, set
+    to ``default`` where the kind is used and left unset, and refused where it is not."""
+
+    type: type
+    default: Any
+    description: str  # one line, for the JSON Schema and the docs
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.default, self.type):
+            raise TypeError(f"default {self.default!r} is not a {self.type.__name__}")
+
+
+@dataclass(frozen=True)
+class ShortcutInfo:
+    """What the spec layer knows of a shortcut kind; ``formula`` and ``reshaped`` are the docs'
+    words for y and for what happens to x where a block changes shape."""
+
+    formula: str
+    reshaped: str
+    options: Mapping[str, Option] = field(default_factory=dict)
+    reshapes: bool = True  # can bridge a change of channels or stride
+    narrows: bool = True  # can also reduce channels (zero padding only adds them)
+
 
 BLOCKS: dict[str, BlockInfo] = {
     "basic": BlockInfo(convs=2, expansion=1, grouped=False),
@@ -50,14 +66,45 @@ STEMS: dict[str, StemInfo] = {
     "imagenet": StemInfo(convs=1, width=64, input_size=224, reduction=4),
     "deep": StemInfo(convs=3, width=64, input_size=224, reduction=4),
 }
-SHORTCUTS: tuple[str, ...] = get_args(ShortcutKind)
+SHORTCUTS: dict[str, ShortcutInfo] = {
+    "identity": ShortcutInfo("F(x) + x", "error (caught at load time)", reshapes=False),
+    "zero_pad": ShortcutInfo("F(x) + x", 'strided subsample + zero channels ("option A", no '
+                             "parameters)", narrows=False),
+    "projection": ShortcutInfo("F(x) + x", '1x1 conv (stride) + norm ("option B")'),
+    "full_projection": ShortcutInfo("F(x) + P(x)", '1x1 conv + norm in every block ("option C")'),
+    "avgpool_projection": ShortcutInfo("F(x) + x", "avg-pool (stride) then 1x1 conv + norm "
+                                       '("ResNet-D")'),
+    "gated": ShortcutInfo(
+        "T·F(x) + (1−T)·x, T = σ(conv1x1(x) + gate_bias)", "x projected (option B) first",
+        options={"gate_bias": Option(float, -1.0, "Initial bias of the highway gate's 1x1 conv: "
+                                     "the gate starts near σ(gate_bias).")}),
+    "scaled": ShortcutInfo(
+        "F(x) + scale·x", "x projected (option B) first",
+        options={"scale": Option(float, 0.5, "Factor on the carried x.")}),
+    "none": ShortcutInfo("F(x)", "— (a plain network)"),
+}
+
+# The names pydantic validates against (and lists when a word is unknown), in declaration order.
+BlockKind = Literal[tuple(BLOCKS)]  # type: ignore[valid-type]
+StemKind = Literal[tuple(STEMS)]  # type: ignore[valid-type]
+ShortcutKind = Literal[tuple(SHORTCUTS)]  # type: ignore[valid-type]
+NormKind = Literal["batch", "group", "none"]
+ActivationKind = Literal["relu", "gelu", "silu"]
 NORMS: tuple[str, ...] = get_args(NormKind)
 ACTIVATIONS: tuple[str, ...] = get_args(ActivationKind)
 
 # Shortcuts that can bridge a change of shape (channels or stride) between input and output.
-RESHAPING_SHORTCUTS = frozenset(SHORTCUTS) - {"identity"}
+RESHAPING_SHORTCUTS = frozenset(k for k, info in SHORTCUTS.items() if info.reshapes)
 
-DEFAULT_GATE_BIAS = -1.0
-DEFAULT_SCALE = 0.5
+# Every shortcut option, by field name: (its kind, its declaration). Names are spec fields, so
+# they must differ between kinds.
+SHORTCUT_OPTIONS: dict[str, tuple[str, Option]] = {
+    name: (kind, option)
+    for kind, info in SHORTCUTS.items() for name, option in info.options.items()}
+assert len(SHORTCUT_OPTIONS) == sum(len(info.options) for info in SHORTCUTS.values()), \
+    "two shortcut kinds declare an option of the same name"
 
-assert set(BLOCKS) == set(get_args(BlockKind)) and set(STEMS) == set(get_args(StemKind))
+# Options that every stage's canonical form (and so every spec key) lists, null where the stage's
+# kind is another: stages always listed these two, and the keys in users' results depend on it.
+# Options declared since appear only in stages of their own kind, so adding one changes no key.
+ALWAYS_KEYED_OPTIONS = frozenset({"gate_bias", "scale"})

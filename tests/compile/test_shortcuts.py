@@ -2,13 +2,20 @@
 parameters it should, and never produces a wrong shape."""
 from __future__ import annotations
 
+import copy
+import dataclasses
+import inspect
+
 import pytest
 import torch
+import torch.fx
+import torch.nn.functional as F
 from torch import nn
 
 from resbench._compat.torch import TorchDispatchMode
 from resbench.blocks import (
     BLOCKS,
+    SHORTCUTS,
     BasicBlock,
     BlockOptions,
     Bottleneck,
@@ -17,10 +24,23 @@ from resbench.blocks import (
     IncompatibleShapes,
     PreActBasicBlock,
     PreActBottleneck,
+    Shortcut,
     ZeroPad,
 )
+from resbench.spec import vocab
 
 from .conftest import n_params
+
+
+def with_norm_statistics(module: nn.Module) -> nn.Module:
+    """``module`` in eval mode, its norms given non-trivial statistics and affine parameters."""
+    for m in module.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.5, 0.5)
+    return module.eval()
 
 
 def block(kind="preact_basic", shortcut="identity", c_in=8, width=8, stride=1, **options):
@@ -28,13 +48,7 @@ def block(kind="preact_basic", shortcut="identity", c_in=8, width=8, stride=1, *
     expansion = 4 if "bottleneck" in kind else 1
     opts = BlockOptions.of(shortcut=shortcut, expansion=expansion, **options)
     b = BLOCKS.get(kind)(c_in, width, stride, opts)
-    for m in b.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 2.0)
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(-0.5, 0.5)
-    return b.eval()
+    return with_norm_statistics(b)
 
 
 def branch(b: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -258,3 +272,156 @@ def test_every_shortcut_kind_is_registered_as_a_class():
 
     assert all(issubclass(SHORTCUTS.get(name), Shortcut) for name in SHORTCUTS)
     assert issubclass(PreActBasicBlock, nn.Module)
+
+
+# ----- each shortcut module alone, against docs/ARCHITECTURE.md's table -------------------------
+
+def shortcut(kind, c_in, c_out, stride, preact, **options):
+    """A shortcut module as a block builds it, in eval mode with non-trivial norm statistics."""
+    sc = BlockOptions.of(shortcut=kind, **options).make_shortcut(c_in, c_out, stride,
+                                                                 preact=preact)
+    return with_norm_statistics(sc)
+
+
+def project(sc, pre, stride, preact, avgpool=False):
+    """P(pre), written with the functional ops: [avg-pool,] 1x1 conv, [norm]."""
+    layers = list(sc.downsample)
+    if avgpool:
+        if stride > 1:
+            pre = F.avg_pool2d(pre, stride, stride, ceil_mode=True, count_include_pad=False)
+        layers, stride = layers[1:], 1
+    out = F.conv2d(pre, layers[0].weight, layers[0].bias, stride=stride)
+    assert layers[0].kernel_size == (1, 1) and len(layers) == (1 if preact else 2)
+    if not preact:
+        bn = layers[1]
+        out = F.batch_norm(out, bn.running_mean, bn.running_var, bn.weight, bn.bias, False,
+                           0.0, bn.eps)
+    return out
+
+
+def carried(sc, x, pre, stride, preact, reshaped, avgpool=False):
+    return project(sc, pre, stride, preact, avgpool) if reshaped else x
+
+
+def pad(x, c_out, stride):
+    return F.pad(x[:, :, ::stride, ::stride], (0, 0, 0, 0, 0, c_out - x.shape[1]))
+
+
+def gate(sc, pre, stride):
+    return torch.sigmoid(F.conv2d(pre, sc.gate.weight, sc.gate.bias, stride=stride))
+
+
+# y for each kind from (module, f, x, pre, stride, preact, reshaped): the table's formulas.
+FORMULAS = {
+    "identity": lambda sc, f, x, pre, s, pa, r: f + x,
+    "zero_pad": lambda sc, f, x, pre, s, pa, r: f + (pad(x, f.shape[1], s) if r else x),
+    "projection": lambda sc, f, x, pre, s, pa, r: f + carried(sc, x, pre, s, pa, r),
+    "full_projection": lambda sc, f, x, pre, s, pa, r: f + project(sc, pre, s, pa),
+    "avgpool_projection": lambda sc, f, x, pre, s, pa, r: f + carried(sc, x, pre, s, pa, r, True),
+    "gated": lambda sc, f, x, pre, s, pa, r: (
+        gate(sc, pre, s) * f + (1 - gate(sc, pre, s)) * carried(sc, x, pre, s, pa, r)),
+    "scaled": lambda sc, f, x, pre, s, pa, r: f + sc.scale * carried(sc, x, pre, s, pa, r),
+    "none": lambda sc, f, x, pre, s, pa, r: f,
+}
+
+
+def test_every_kind_has_a_reference_formula():
+    assert set(FORMULAS) == set(vocab.SHORTCUTS)
+
+
+@pytest.mark.parametrize("preact", [False, True], ids=["post", "pre"])
+@pytest.mark.parametrize(("kind", "reshaped"), [
+    (kind, reshaped) for kind in sorted(FORMULAS) for reshaped in (False, True)
+    if vocab.SHORTCUTS[kind].reshapes or not reshaped])  # identity refuses (tested below)
+def test_each_shortcut_module_computes_its_formula(kind, reshaped, preact):
+    c_out, stride = (16, 2) if reshaped else (8, 1)
+    options = {name: -0.7 for name in vocab.SHORTCUTS[kind].options}  # not the defaults
+    sc = shortcut(kind, 8, c_out, stride, preact, **options)
+    # x and pre differ, so a module reading the wrong one fails; odd sizes test the striding.
+    x, pre = torch.randn(2, 8, 7, 7), torch.randn(2, 8, 7, 7)
+    f = torch.randn(2, c_out, 4 if reshaped else 7, 4 if reshaped else 7)
+    with torch.no_grad():
+        expected = FORMULAS[kind](sc, f, x, pre, stride, preact, reshaped)
+        torch.testing.assert_close(sc(f.clone(), x, pre), expected)
+
+
+@pytest.mark.parametrize("kind", sorted(vocab.SHORTCUTS))
+def test_each_kind_takes_exactly_the_options_its_vocabulary_entry_declares(kind):
+    params = inspect.signature(SHORTCUTS.get(kind).__init__).parameters
+    keywords = {n for n, p in params.items() if p.kind is p.KEYWORD_ONLY} - {"preact"}
+    assert keywords == set(vocab.SHORTCUTS[kind].options)
+    assert set(BlockOptions.of(shortcut=kind).shortcut_options) == keywords
+    for name, option in vocab.SHORTCUTS[kind].options.items():
+        assert BlockOptions.of(shortcut=kind).shortcut_options[name] == option.default
+
+
+@pytest.mark.parametrize("kind", sorted(vocab.SHORTCUTS))
+def test_what_each_kind_can_reshape_agrees_with_the_vocabulary(kind):
+    info = vocab.SHORTCUTS[kind]
+    for c_in, c_out, stride, allowed in ((8, 16, 2, info.reshapes), (8, 8, 2, info.reshapes),
+                                         (16, 8, 1, info.reshapes and info.narrows)):
+        if allowed:
+            shortcut(kind, c_in, c_out, stride, False)
+        else:
+            with pytest.raises(IncompatibleShapes):
+                shortcut(kind, c_in, c_out, stride, False)
+
+
+def test_options_of_another_kind_are_refused():
+    with pytest.raises(TypeError, match="'projection' has no option 'gate_bias'"):
+        BlockOptions.of(shortcut="projection", gate_bias=-1.0)
+    assert BlockOptions.of(shortcut="gated", gate_bias=None).shortcut_options == {"gate_bias": -1.0}
+
+
+# ----- how a block holds its shortcut --------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["gated", "projection", "zero_pad", "none"])
+def test_the_block_owns_the_shortcut_layers_under_torchvision_names(kind):
+    b = block("basic", shortcut=kind, width=16, stride=2).train()
+    sc = b.shortcut
+    assert isinstance(sc, Shortcut) and sc.name == kind
+    assert all(m is not sc for m in b.modules())  # not registered: no key of its own
+    for name, layer in sc.named_children():
+        assert getattr(b, name) is layer
+    # Names users freeze and optimise by are the state_dict keys, one for one.
+    names = [n for n, _ in b.named_parameters()] + [n for n, _ in b.named_buffers()]
+    assert sorted(names) == sorted(b.state_dict())
+    layers = {"gated": ["gate", "downsample"], "projection": ["downsample"],
+              "zero_pad": ["downsample"], "none": []}[kind]
+    assert [n for n, _ in sc.named_children()] == layers
+    children = [n for n, _ in b.named_children()]
+    assert children[len(children) - len(layers):] == layers  # last, in torchvision's order
+    if kind == "none":
+        assert b.downsample is None  # every block has one, as in torchvision
+    assert sc.training and not b.eval().shortcut.training  # it follows train() and eval()
+    copy_ = copy.deepcopy(b)
+    assert all(getattr(copy_, n) is layer for n, layer in copy_.shortcut.named_children())
+
+
+def test_a_shortcut_with_tensors_of_its_own_is_refused():
+    class Owning(SHORTCUTS.get("identity")):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.alpha = nn.Parameter(torch.zeros(()))  # would get no state_dict key
+
+    opts = dataclasses.replace(BlockOptions.of(), shortcut=Owning)
+    with pytest.raises(TypeError, match="child layers"):
+        BasicBlock(8, 8, 1, opts)
+
+
+def test_blocks_trace_with_fx_for_torchvision_feature_extraction():
+    from torchvision.models.feature_extraction import create_feature_extractor
+
+    from resbench.compile import build
+    from resbench.spec import parse_spec
+
+    model = build(parse_spec({"stem": "cifar", "shortcut": "gated", "block": "preact_basic",
+                              "stages": [{"depth": 1, "width": 16},
+                                         {"depth": 1, "width": 32, "stride": 2}]})).eval()
+    x = torch.randn(2, 3, 16, 16)
+    traced = torch.fx.symbolic_trace(model)
+    features = create_feature_extractor(model, ["layer2.0"])
+    with torch.no_grad():
+        torch.testing.assert_close(traced(x), model(x))
+        torch.testing.assert_close(features(x)["layer2.0"], model.layer2(model.layer1(
+            model.conv1(x))))
