@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from resbench.store import STATUSES  # every trial status, in the order tables list them
+
 if TYPE_CHECKING:
     import pandas as pd
 
-STATUSES = ("completed", "diverged", "failed", "pruned", "infeasible")
-"""Every trial status, in the order tables list them."""
 
 KEY_FIELDS = ("block", "shortcut", "depth", "width")
 """Spec fields shown beside the name in the leaderboard."""

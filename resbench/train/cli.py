@@ -11,6 +11,7 @@ from typing import Any
 
 from resbench.errors import UserError
 from resbench.spec.library import library_root
+from resbench.store import TrialRecord
 
 DEFAULT_SUITE = library_root() / "suites" / "degradation.yaml"
 
@@ -90,22 +91,22 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def leaderboard(records: Sequence[dict[str, Any]]) -> str:
+def leaderboard(records: Sequence[TrialRecord]) -> str:
     """One row per spec (and recipe override): means over seeds, best final training loss first."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for record in records:
-        override = (record.get("suite") or {}).get("override", 0)
-        groups.setdefault((record["spec_name"], override), []).append(record)
+        override = record.suite.override if record.suite else 0
+        groups.setdefault((record.spec_name, override), []).append(record)
 
     def mean(rows: list[dict[str, Any]], metric: str) -> float:
-        values = [r["metrics"].get(metric) for r in rows if r["status"] == "completed"]
+        values = [r.metrics.get(metric) for r in rows if r.status == "completed"]
         values = [v for v in values if v is not None]
         return statistics.fmean(values) if values else math.nan
 
     table = []
     for (name, override), rows in groups.items():
-        summary = rows[0].get("summary", {})
-        statuses = sorted({r["status"] for r in rows})
+        summary = rows[0].summary
+        statuses = sorted({r.status for r in rows})
         table.append({
             "spec": name + (f" [{override}]" if override else ""),
             "shortcut": summary.get("shortcut", ""), "depth": summary.get("depth", ""),

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from resbench.store import TrialRecord
 from resbench.train import cli
 
 from ..conftest import REPO
@@ -78,7 +79,8 @@ def test_progress_bars_on_a_terminal_and_log_lines_otherwise(capsys, monkeypatch
     metrics = {"train_loss": 0.5, "train_acc": 0.9, "val_acc": 0.8, "epoch_time_s": 1.0,
                "images_per_s": 10.0}
     assert bar.epoch_end(1, metrics) is False
-    bar.trial_end({"spec_name": "net", "seed": 0, "status": "diverged", "reason": "nan"})
+    bar.trial_end(TrialRecord(key="k", experiment="e", spec_name="net", spec_key="s", seed=0,
+                              status="diverged", reason="nan"))
     bar.close()
     captured = capsys.readouterr()
     assert "suite" in captured.err and "2/2" in captured.err and "net seed=0" in captured.err
