@@ -46,7 +46,7 @@ TRIVIAL = {
 
 
 def train_seconds(store: Store) -> float:
-    return sum(r["metrics"].get("total_time_s") or 0.0 for r in store.records())
+    return sum(r.metrics.total_time_s or 0.0 for r in store.records())
 
 
 def overhead(root: Path, trials: int) -> dict[str, float]:
@@ -103,10 +103,10 @@ def efficiency(root: Path, budget: float, epochs: int | None) -> dict[str, Any]:
     start = time.perf_counter()
     run_search(grid)
     grid_wall = time.perf_counter() - start
-    grid_records = [r for r in grid.store.records() if r["status"] == "completed"]
-    grid_best = max(r["metrics"]["best_val_acc"] for r in grid_records)
-    grid_epochs = sum(len(r["curves"]) for r in grid_records)
-    grid_seconds = sum(r["metrics"]["total_time_s"] for r in grid_records)
+    grid_records = [r for r in grid.store.records() if r.status == "completed"]
+    grid_best = max(r.metrics.best_val_acc for r in grid_records)
+    grid_epochs = sum(len(r.curves) for r in grid_records)
+    grid_seconds = sum(r.metrics.total_time_s for r in grid_records)
 
     trials = max(2, round(size * budget))
     ray.init(num_cpus=2, include_dashboard=False, runtime_env=_runtime_env())
@@ -119,26 +119,26 @@ def efficiency(root: Path, budget: float, epochs: int | None) -> dict[str, Any]:
         asha_wall = time.perf_counter() - start
     finally:
         ray.shutdown()
-    records = sorted((r for r in asha.store.records() if r["curves"]),
-                     key=lambda r: r["search"]["ray"]["finished"])
+    records = sorted((r for r in asha.store.records() if r.curves),
+                     key=lambda r: r.search.ray.finished)
     target = grid_best - 0.01
     used_epochs = used_seconds = 0.0
     reached = None
     best = 0.0
     for r in records:
-        used_epochs += len(r["curves"])
-        used_seconds += sum(c["epoch_time_s"] for c in r["curves"])
-        best = max(best, r["metrics"]["best_val_acc"] or 0.0)
+        used_epochs += len(r.curves)
+        used_seconds += sum(c.epoch_time_s for c in r.curves)
+        best = max(best, r.metrics.best_val_acc or 0.0)
         if best >= target:
             reached = {"epochs": used_epochs, "seconds": used_seconds}
             break
     return {
         "grid_points": size, "grid_best_val_acc": grid_best, "grid_epochs": grid_epochs,
         "grid_train_s": grid_seconds, "grid_wall_s": grid_wall,
-        "asha_trials": trials, "asha_best_val_acc": max((r["metrics"]["best_val_acc"] or 0.0)
+        "asha_trials": trials, "asha_best_val_acc": max((r.metrics.best_val_acc or 0.0)
                                                         for r in records),
-        "asha_epochs_total": sum(len(r["curves"]) for r in records),
-        "asha_pruned": sum(r["status"] == "pruned" for r in records), "asha_wall_s": asha_wall,
+        "asha_epochs_total": sum(len(r.curves) for r in records),
+        "asha_pruned": sum(r.status == "pruned" for r in records), "asha_wall_s": asha_wall,
         "reached_within_1pt": reached is not None,
         "epochs_to_target": reached["epochs"] if reached else None,
         "share_of_grid_epochs": reached["epochs"] / grid_epochs if reached else None,

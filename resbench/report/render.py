@@ -64,6 +64,20 @@ def markdown_table(frame: pd.DataFrame) -> str:
     return "\n".join([header, rule, *body])
 
 
+def text_table(frame: pd.DataFrame) -> str:
+    """The frame's cells as aligned plain text for a terminal: the first column left-aligned,
+    the others right-aligned, a rule under the header."""
+    header = [str(c) for c in frame.columns]
+    body = [[str(v) for v in row] for row in frame.itertuples(index=False)]
+    widths = [max(len(h), *(len(r[i]) for r in body)) for i, h in enumerate(header)]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    return "\n".join([line(header), "  ".join("-" * w for w in widths), *map(line, body)])
+
+
 def to_markdown(title: str, meta: str, sections: list[Section], out_dir: Path) -> str:
     """The report as Markdown; figures are linked relative to ``out_dir``."""
     numbers = _numbered(sections)

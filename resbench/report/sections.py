@@ -157,35 +157,63 @@ def overview(experiments: list[Experiment], trials: pd.DataFrame) -> Section:
     return section
 
 
-def leaderboard(board: pd.DataFrame, several_experiments: bool) -> Section:
-    """The leaderboard table, formatted for reading (the CSV keeps the raw numbers)."""
+def _millions(value: Any) -> str:
+    return fmt_num(None if value is None or value != value else value / 1e6)
+
+
+LEADERBOARD_CELLS: dict[str, Callable[[Any], str]] = {
+    "experiment": lambda r: str(r["experiment"]),
+    "spec": lambda r: str(r["name"]),
+    "recipe": lambda r: str(r["recipe_variant"]),
+    "block": lambda r: r["block"],
+    "shortcut": lambda r: r["shortcut"],
+    "depth": lambda r: fmt_num(r["depth"]),
+    "width": lambda r: fmt_num(r["width"]),
+    "seeds": lambda r: str(r["seeds"]),
+    "params (M)": lambda r: _millions(r["params"]),
+    "MACs (M)": lambda r: _millions(r["macs"]),
+    "latency b1 (ms)": lambda r: fmt_num(r["latency_ms_b1"]),
+    "throughput (img/s)": lambda r: fmt_num(r["images_per_s"]),
+    "best val acc (%)": lambda r: fmt_mean_std(r["best_val_acc_mean"], r["best_val_acc_std"], 100),
+    "final val acc (%)": lambda r: fmt_mean_std(r["final_val_acc_mean"], r["final_val_acc_std"],
+                                                100),
+    "final train loss": lambda r: fmt_mean_std(r["final_train_loss_mean"],
+                                               r["final_train_loss_std"], digits=4),
+    "train error (%)": lambda r: fmt_mean_std(1 - r["final_train_acc_mean"],
+                                              r["final_train_acc_std"], 100),
+    "epochs": lambda r: fmt_num(r["epochs"]),
+    "n": lambda r: str(r["completed"]),
+    "status": lambda r: r["status"],
+}
+"""How each leaderboard column is written, for the report and for ``resbench bench``."""
+
+REPORT_COLUMNS = ("experiment", "spec", "recipe", "block", "shortcut", "depth", "width",
+                  "params (M)", "MACs (M)", "latency b1 (ms)", "throughput (img/s)",
+                  "best val acc (%)", "final val acc (%)", "final train loss", "epochs", "n",
+                  "status")
+"""The report's leaderboard columns (``experiment`` only for several folders, ``recipe`` only
+when recipes differ between rows)."""
+
+
+def leaderboard_cells(board: pd.DataFrame, columns: tuple[str, ...] = REPORT_COLUMNS, *,
+                      several_experiments: bool = False) -> pd.DataFrame:
+    """The leaderboard's rows as text, in its order: one formatter for every place it is shown."""
     import pandas as pd
 
-    section = Section("leaderboard", "Leaderboard")
-    rows = []
     variants = "recipe_variant" in board and board["recipe_variant"].astype(bool).any()
-    for _, r in board.head(LEADERBOARD_ROWS).iterrows():
-        row = {"experiment": r["experiment"]} if several_experiments else {}
-        row["spec"] = r["name"]
-        if variants:
-            row["recipe"] = r["recipe_variant"]
-        row.update({
-            "block": r["block"], "shortcut": r["shortcut"],
-            "depth": fmt_num(r["depth"]), "width": fmt_num(r["width"]),
-            "params (M)": fmt_num(r["params"] / 1e6 if pd.notna(r["params"]) else None),
-            "MACs (M)": fmt_num(r["macs"] / 1e6 if pd.notna(r["macs"]) else None),
-            "latency b1 (ms)": fmt_num(r["latency_ms_b1"]),
-            "throughput (img/s)": fmt_num(r["images_per_s"]),
-            "best val acc (%)": fmt_mean_std(r["best_val_acc_mean"], r["best_val_acc_std"], 100),
-            "final val acc (%)": fmt_mean_std(r["final_val_acc_mean"], r["final_val_acc_std"], 100),
-            "final train loss": fmt_mean_std(r["final_train_loss_mean"],
-                                             r["final_train_loss_std"], digits=4),
-            "epochs": fmt_num(r["epochs"]), "n": str(r["completed"]), "status": r["status"],
-        })
-        rows.append(row)
+    shown = [c for c in columns if (c != "experiment" or several_experiments)
+             and (c != "recipe" or variants)]
+    rows = [{c: LEADERBOARD_CELLS[c](r) for c in shown} for _, r in board.iterrows()]
+    return pd.DataFrame(rows, columns=shown)
+
+
+def leaderboard(board: pd.DataFrame, several_experiments: bool) -> Section:
+    """The leaderboard table, formatted for reading (the CSV keeps the raw numbers)."""
+    section = Section("leaderboard", "Leaderboard")
+    cells = leaderboard_cells(board, several_experiments=several_experiments).head(LEADERBOARD_ROWS)
     shown = "" if len(board) <= LEADERBOARD_ROWS else (
         f" The top {LEADERBOARD_ROWS} of {len(board)} are shown; leaderboard.csv has all.")
-    section.blocks.append(Table(pd.DataFrame(rows), (
+    section.blocks.append(Table(cells, (
         "One row per architecture and recipe, sorted by best validation accuracy; accuracies "
         "and loss are mean ± std (sample std) over the n completed seeds, cost columns are per "
         "architecture, recipe lists the training settings that differ between rows, and "

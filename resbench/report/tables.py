@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from resbench.store import STATUSES  # every trial status, in the order tables list them
+
 if TYPE_CHECKING:
     import pandas as pd
 
-STATUSES = ("completed", "diverged", "failed", "pruned", "infeasible")
-"""Every trial status, in the order tables list them."""
 
 KEY_FIELDS = ("block", "shortcut", "depth", "width")
 """Spec fields shown beside the name in the leaderboard."""
@@ -19,7 +19,7 @@ KEY_FIELDS = ("block", "shortcut", "depth", "width")
 COST_METRICS = ("params", "macs", "latency_ms_b1", "images_per_s")
 """Per-spec measurements that do not depend on the seed (first completed value is shown)."""
 
-SEED_METRICS = ("best_val_acc", "final_val_acc", "final_train_loss")
+SEED_METRICS = ("best_val_acc", "final_val_acc", "final_train_acc", "final_train_loss")
 """Per-trial results averaged over seeds (mean and standard deviation)."""
 
 ABLATION_FIELDS = ("block", "shortcut", "depths", "widths", "stem", "stem_width", "strides",

@@ -13,7 +13,7 @@ from resbench.errors import SpecError
 from resbench.search.config import SearchConfig
 from resbench.spec import Spec, parse_spec
 from resbench.spec.recipe import Recipe, parse_recipe
-from resbench.store import now_iso
+from resbench.store import CurveRow, DataInfo, Metrics, SearchInfo, TrialRecord, now_iso
 
 if TYPE_CHECKING:
     from resbench.train.datacache import DataCache
@@ -31,7 +31,7 @@ class Candidate:
     params: dict[str, Any]
     key: str
     adapted: Spec  # the spec fitted to the data (channels, classes, size), as records store it
-    data_meta: dict[str, Any]
+    data_meta: DataInfo
     cost: dict[str, int]
     violations: list[str] = field(default_factory=list)
     data: Any = field(default=None, repr=False)  # the loaded data set (kept in memory, not pickled)
@@ -72,34 +72,30 @@ def make_candidate(config: SearchConfig, spec_dict: Mapping[str, Any],
 
 
 def search_info(runner: str, config: SearchConfig, number: int | None,
-                params: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``search`` field of a record."""
-    return {"runner": runner, "study": config.study_name, "trial_number": number,
-            "params": dict(params)}
+                params: Mapping[str, Any], **more: Any) -> SearchInfo:
+    """The ``search`` field of a record (``more``: the runner's own, ``worker`` or ``ray``)."""
+    return SearchInfo(runner=runner, study=config.study_name, trial_number=number,
+                      params=dict(params), **more)
 
 
 def untrained_record(config: SearchConfig, cand: Candidate, status: str, reason: str,
-                     search: Mapping[str, Any], curves: list[dict[str, Any]] | None = None
-                     ) -> dict[str, Any]:
+                     search: SearchInfo, curves: list[CurveRow] | None = None) -> TrialRecord:
     """A record for a trial that did not run to the end in ``run_trial``'s hands: infeasible
     (never trained), failed after its retries, or stopped by a Ray scheduler (with its curves)."""
     curves = list(curves or [])
-    metrics: dict[str, Any] = dict(cand.cost)
     if curves:
         last = curves[-1]
-        metrics.update(best_val_acc=max(r["val_acc"] for r in curves),
-                       final_val_acc=last.get("val_acc"), final_val_loss=last.get("val_loss"),
-                       final_train_loss=last.get("train_loss"),
-                       final_train_acc=last.get("train_acc"), epochs=len(curves),
-                       total_time_s=sum(r.get("epoch_time_s", 0.0) for r in curves))
+        metrics = Metrics(**cand.cost, best_val_acc=max(r.val_acc for r in curves),
+                          final_val_acc=last.val_acc, final_val_loss=last.val_loss,
+                          final_train_loss=last.train_loss, final_train_acc=last.train_acc,
+                          epochs=len(curves),
+                          total_time_s=sum(r.epoch_time_s or 0.0 for r in curves))
     else:
-        metrics["epochs"] = 0
+        metrics = Metrics(**cand.cost, epochs=0)
     now = now_iso()
-    return {
-        "key": cand.key, "experiment": config.experiment, "spec_name": cand.spec.name,
-        "spec_key": cand.adapted.key(), "spec": {**cand.adapted.canonical(), "name": cand.spec.name},
-        "summary": cand.adapted.summary_fields(), "recipe": cand.recipe.trial_dict(),
-        "seed": cand.seed, "data": cand.data_meta, "status": status, "reason": reason,
-        "metrics": metrics, "curves": curves, "grad_flow": [], "search": dict(search),
-        "started_at": now, "finished_at": now,
-    }
+    return TrialRecord(
+        key=cand.key, experiment=config.experiment, spec_name=cand.spec.name,
+        spec_key=cand.adapted.key(), spec={**cand.adapted.canonical(), "name": cand.spec.name},
+        summary=cand.adapted.summary_fields(), recipe=cand.recipe.trial_dict(), seed=cand.seed,
+        data=cand.data_meta, status=status, reason=reason, metrics=metrics, curves=curves,
+        grad_flow=[], search=search, started_at=now, finished_at=now)

@@ -35,7 +35,7 @@ from resbench.search.optuna_study import (
     open_study,
 )
 from resbench.search.progress import Progress
-from resbench.store import Store, canonical_json
+from resbench.store import SearchInfo, Store, TrialRecord, canonical_json
 from resbench.train.datacache import DataCache
 
 RUNNER = "optuna"
@@ -127,7 +127,7 @@ def evaluate(config: SearchConfig, study: Any, trial: Any, cache: DataCache, sto
     cand = make_candidate(config, spec_dict, recipe_dict, params, cache)
     trial.set_user_attr("key", cand.key)
     trial.set_user_attr("worker", os.getpid())
-    info = search_info(RUNNER, config, trial.number, params)
+    info = search_info(RUNNER, config, trial.number, params, worker=os.getpid())
     if not cand.feasible:
         if not store.has(cand.key):  # the first trial to draw it keeps the record
             store.write_record(untrained_record(config, cand, "infeasible",
@@ -145,15 +145,14 @@ def evaluate(config: SearchConfig, study: Any, trial: Any, cache: DataCache, sto
     tell(config, study, trial, record)
 
 
-def reusable_record(store: Store, key: str) -> dict[str, Any] | None:
+def reusable_record(store: Store, key: str) -> TrialRecord | None:
     """A stored record of the same trial that need not run again (failed ones run again)."""
     if store.has(key, REUSABLE):
         return store.read_record(key)
     return None
 
 
-def train(config: SearchConfig, cand: Candidate, trial: Any, info: dict[str, Any]
-          ) -> dict[str, Any]:
+def train(config: SearchConfig, cand: Candidate, trial: Any, info: SearchInfo) -> TrialRecord:
     """``run_trial`` with a pruning reporter, retried while it fails; its checkpoints are kept in
     ``checkpoints/<key>/`` until the trial ends, so an interrupted one resumes."""
     from resbench.train.trial import run_trial
@@ -171,27 +170,27 @@ def train(config: SearchConfig, cand: Candidate, trial: Any, info: dict[str, Any
         record = run_trial(cand.spec, cand.recipe, cand.seed, reporter=reporter,
                            checkpoint_dir=checkpoint_dir, experiment=config.experiment,
                            data=cand.data)
-        if record["status"] != "failed":
+        if record.status != "failed":
             break
-    record["search"] = info
-    record["attempts"] = attempt
+    record.search = info
+    record.attempts = attempt
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return record
 
 
-def tell(config: SearchConfig, study: Any, trial: Any, record: dict[str, Any]) -> None:
+def tell(config: SearchConfig, study: Any, trial: Any, record: TrialRecord) -> None:
     """Report a finished record to Optuna: pruned as pruned; failed, diverged (its accuracy is
     no result) or without objective values as failed."""
     from optuna.trial import TrialState
 
-    status = record["status"]
+    status = record.status
     trial.set_user_attr("status", status)
     if status == "pruned":
         study.tell(trial, state=TrialState.PRUNED)
         return
     values = obj.values(config.objectives, record)
     if status in ("failed", "diverged") or values is None:
-        trial.set_user_attr("reason", str(record.get("reason")))
+        trial.set_user_attr("reason", str(record.reason))
         study.tell(trial, state=TrialState.FAIL)
         return
     study.tell(trial, values)

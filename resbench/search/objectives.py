@@ -1,11 +1,14 @@
 """Named objectives: what a search optimises, read from a trial record's metrics."""
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from resbench.errors import unknown
+
+if TYPE_CHECKING:
+    from resbench.store import TrialRecord
 
 
 @dataclass(frozen=True)
@@ -22,8 +25,8 @@ class Objective:
         """Ray Tune's spelling of the direction."""
         return "max" if self.direction == "maximize" else "min"
 
-    def value(self, record: Mapping[str, Any]) -> float | None:
-        value = (record.get("metrics") or {}).get(self.metric)
+    def value(self, record: TrialRecord) -> float | None:
+        value = record.metrics.get(self.metric)
         return None if value is None else float(value)
 
 
@@ -46,7 +49,7 @@ def parse_objectives(names: Sequence[str], *, file: str | None = None,
     return tuple(out)
 
 
-def values(objectives: Sequence[Objective], record: Mapping[str, Any]) -> list[float] | None:
+def values(objectives: Sequence[Objective], record: TrialRecord) -> list[float] | None:
     """The record's objective values, or None when any is missing (a failed trial)."""
     out = [o.value(record) for o in objectives]
     return None if any(v is None for v in out) else out  # type: ignore[return-value]

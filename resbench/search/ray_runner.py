@@ -60,7 +60,7 @@ from resbench.search.optuna_study import (
     storage,
 )
 from resbench.search.progress import Progress
-from resbench.store import canonical_json
+from resbench.store import CurveRow, RayInfo, TrialRecord, canonical_json
 from resbench.train.datacache import DataCache
 
 RUNNER = "ray"
@@ -191,18 +191,20 @@ def _trial_in_worker(tune_config: dict[str, Any], config: SearchConfig) -> None:
 
     point = tune_config["point"]
     cand = make_candidate(config, point["spec"], point["recipe"], point["params"], WORKER_DATA)
-    info = search_info(RUNNER, config, point["trial_number"], point["params"])
     context = ray.get_runtime_context()
-    info["ray"] = {"node_id": context.get_node_id(), "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
-                   "started": time.time()}
+    where = RayInfo(node_id=context.get_node_id(), gpu_ids=[str(g) for g in ray.get_gpu_ids()],
+                    started=time.time())
+    info = search_info(RUNNER, config, point["trial_number"], point["params"],
+                       worker=os.getpid(), ray=where)
     store = config.store
 
-    def final(record: dict[str, Any], cached: bool = False) -> None:
-        info["ray"]["finished"] = time.time()
-        record.setdefault("search", info)
+    def final(record: TrialRecord, cached: bool = False) -> None:
+        where.finished = time.time()
+        if record.search is None:
+            record.search = info
         tune.report({**{o.name: o.value(record) for o in config.objectives},
-                     "status": record["status"], "final": True, "cached": cached,
-                     "key": cand.key, "record": canonical_json(record)})
+                     "status": record.status, "final": True, "cached": cached,
+                     "key": cand.key, "record": canonical_json(record.to_json())})
 
     if not cand.feasible:
         record = untrained_record(config, cand, "infeasible", "; ".join(cand.violations), info)
@@ -219,20 +221,20 @@ def _trial_in_worker(tune_config: dict[str, Any], config: SearchConfig) -> None:
         with checkpoint.as_directory() as d:
             if (Path(d) / CHECKPOINT).is_file():
                 shutil.copy(Path(d) / CHECKPOINT, work / CHECKPOINT)
-    curves: list[dict[str, Any]] = []
+    curves: list[CurveRow] = []
 
     def reporter(epoch: int, row: dict[str, float]) -> bool:
-        curves.append(dict(row))
+        curves.append(CurveRow(**row))
         if epoch >= cand.recipe.epochs:
             return False  # the last epoch is reported with the final record
-        info["ray"]["finished"] = time.time()  # if the scheduler stops it here
+        where.finished = time.time()  # if the scheduler stops it here
         partial = untrained_record(config, cand, "pruned", f"stopped after epoch {epoch}", info,
                                    curves)
         # Every objective in every result (Tune checks): this epoch's value, the cost, or None.
         now = {o.name: row.get(o.per_epoch) if o.per_epoch else cand.cost.get(o.metric)
                for o in config.objectives}
         tune.report({**row, **now, "epoch": epoch, "final": False, "key": cand.key,
-                     "record": canonical_json(partial)},
+                     "record": canonical_json(partial.to_json())},
                     checkpoint=tune.Checkpoint.from_directory(work))
         return False
 
@@ -241,10 +243,10 @@ def _trial_in_worker(tune_config: dict[str, Any], config: SearchConfig) -> None:
                            checkpoint_dir=work, experiment=config.experiment)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    if record["status"] == "failed":
+    if record.status == "failed":
         # Let Tune retry it (FailureConfig.max_failures); RecordWriter records the last failure.
-        raise RuntimeError(f"trial {cand.key} failed: {record.get('reason')}")
-    record["search"] = info
+        raise RuntimeError(f"trial {cand.key} failed: {record.reason}")
+    record.search = info
     store.write_record(record)
     final(record)
 
@@ -277,30 +279,30 @@ def _callback_class() -> type:
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             result = trial.last_result or {}
             if result.get("record"):
-                record = json.loads(result["record"])
+                record = TrialRecord.from_json(json.loads(result["record"]))
                 store = self.config.store
                 if result.get("final"):
                     # A reused record is in the store already; an infeasible one never
                     # replaces a result trained under looser limits.
                     if not result.get("cached") and not (
-                            record["status"] == "infeasible" and store.has(record["key"])):
+                            record.status == "infeasible" and store.has(record.key)):
                         store.write_record(record)
-                elif not store.has(record["key"], REUSABLE):
-                    record["reason"] = (f"stopped by the {self.config.ray.scheduler} scheduler "
+                elif not store.has(record.key, REUSABLE):
+                    record.reason = (f"stopped by the {self.config.ray.scheduler} scheduler "
                                         f"after epoch {result.get('epoch')}")
                     store.write_record(record)
             self._update()
 
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             record = failed_record(self.config, trial, self.data)
-            if not self.config.store.has(record["key"], REUSABLE):  # never hide a result
+            if not self.config.store.has(record.key, REUSABLE):  # never hide a result
                 self.config.store.write_record(record)
             self._update()
 
     return RecordWriter
 
 
-def failed_record(config: SearchConfig, trial: Any, cache: DataCache) -> dict[str, Any]:
+def failed_record(config: SearchConfig, trial: Any, cache: DataCache) -> TrialRecord:
     """The record of a trial that failed after all its retries, with the last error."""
     point = trial.config["point"]
     cand = make_candidate(config, point["spec"], point["recipe"], point["params"], cache)
@@ -308,9 +310,9 @@ def failed_record(config: SearchConfig, trial: Any, cache: DataCache) -> dict[st
     reason = next((line for line in reversed(error) if "Error" in line), error[-1])
     info = search_info(RUNNER, config, point["trial_number"], point["params"])
     last = trial.last_result or {}
-    curves = json.loads(last["record"]).get("curves", []) if last.get("record") else []
+    curves = TrialRecord.from_json(json.loads(last["record"])).curves if last.get("record") else []
     record = untrained_record(config, cand, "failed", reason.strip(), info, curves)
-    record["attempts"] = trial.num_failures
+    record.attempts = trial.num_failures
     return record
 
 

@@ -1,14 +1,40 @@
 """The results store: ``results/<experiment>/`` with a manifest and one atomic JSON record per trial.
 
-Never imports torch; pandas is imported only by the ``load*`` functions.
+Records are ``TrialRecord`` models (``_model.py``: the one schema every writer builds and every
+read validates). Never imports torch; pandas is imported only by the ``load*`` functions.
 """
-from resbench.store._load import experiment_folders, load, load_curves, load_grad_flow
-from resbench.store._records import STATUSES, canonical_json, trial_key
+from resbench.store._load import (
+    experiment_folders,
+    load,
+    load_curves,
+    load_grad_flow,
+    records_frame,
+)
+from resbench.store._model import (
+    STATUSES,
+    CurveRow,
+    DataInfo,
+    GradFlowRow,
+    Metrics,
+    RayInfo,
+    SearchInfo,
+    SuiteInfo,
+    TrialRecord,
+)
+from resbench.store._records import canonical_json, trial_key
 from resbench.store._store import Store, experiment_dir, now_iso
 
 __all__ = [
     "STATUSES",
+    "CurveRow",
+    "DataInfo",
+    "GradFlowRow",
+    "Metrics",
+    "RayInfo",
+    "SearchInfo",
     "Store",
+    "SuiteInfo",
+    "TrialRecord",
     "canonical_json",
     "experiment_dir",
     "experiment_folders",
@@ -16,5 +42,6 @@ __all__ = [
     "load_curves",
     "load_grad_flow",
     "now_iso",
+    "records_frame",
     "trial_key",
 ]

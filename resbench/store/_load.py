@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from resbench.errors import UserError
+from resbench.store._model import TrialRecord
 from resbench.store._store import MANIFEST, TRIALS, Store
 
 if TYPE_CHECKING:
@@ -24,10 +25,15 @@ def load(path_or_paths: Paths, *, strict: bool = True) -> pd.DataFrame:
     with dots), ``started_at``, ``finished_at``. With ``strict=False`` corrupt records are
     skipped with a warning instead of raising.
     """
+    return records_frame(_records(path_or_paths, strict))
+
+
+def records_frame(records: Iterable[TrialRecord]) -> pd.DataFrame:
+    """The table ``load`` makes, from records already in hand (e.g. a suite run's)."""
     import pandas as pd
 
-    rows = [_row(r) for r in _records(path_or_paths, strict)]
-    frame = pd.DataFrame(rows)
+    rows = [_row(r.to_json()) for r in records]
+    frame = pd.DataFrame(rows, columns=None if rows else list(ID_COLUMNS))
     return frame[[*ID_COLUMNS, *(c for c in frame.columns if c not in ID_COLUMNS)]]
 
 
@@ -44,8 +50,8 @@ def load_grad_flow(path_or_paths: Paths, *, strict: bool = True) -> pd.DataFrame
 def _long(path_or_paths: Paths, field: str, columns: tuple[str, ...], strict: bool) -> pd.DataFrame:
     import pandas as pd
 
-    rows = [{**{c: r[c] for c in LONG_ID_COLUMNS}, **entry}
-            for r in _records(path_or_paths, strict) for entry in (r.get(field) or [])]
+    rows = [{**{c: getattr(r, c) for c in LONG_ID_COLUMNS}, **entry.to_json()}
+            for r in _records(path_or_paths, strict) for entry in getattr(r, field)]
     return pd.DataFrame(rows, columns=None if rows else [*LONG_ID_COLUMNS, *columns])
 
 
@@ -74,7 +80,7 @@ def _is_experiment(path: Path) -> bool:
     return (path / MANIFEST).is_file() or (path / TRIALS).is_dir()
 
 
-def _records(path_or_paths: Paths, strict: bool) -> Iterator[dict[str, Any]]:
+def _records(path_or_paths: Paths, strict: bool) -> Iterator[TrialRecord]:
     folders = experiment_folders(path_or_paths)
     count = 0
     for folder in folders:

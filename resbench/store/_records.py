@@ -1,4 +1,4 @@
-"""Trial records on disk: one JSON file per trial, written atomically, validated when read."""
+"""Trial records on disk: one JSON file per trial, written atomically (the schema is ``_model``)."""
 from __future__ import annotations
 
 import json
@@ -13,8 +13,6 @@ from resbench.canonical import canonical_json, content_key
 from resbench.canonical import json_ready as _plain
 from resbench.errors import UserError
 
-STATUSES = ("completed", "diverged", "failed", "pruned", "infeasible")
-REQUIRED_KEYS = ("key", "experiment", "spec_name", "spec_key", "seed", "status")
 _KEY_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
 
@@ -77,23 +75,6 @@ def read_json(path: Path) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as e:
         raise UserError(f"{path}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
-
-
-def read_record_file(path: Path) -> dict[str, Any]:
-    """Read one trial record and check the fields every reader relies on."""
-    record = read_json(path)
-    if not isinstance(record, dict):
-        raise UserError(f"{path}: a trial record must be a JSON object, got {type(record).__name__}")
-    missing = [k for k in REQUIRED_KEYS if k not in record]
-    if missing:
-        raise UserError(f"{path}: trial record is missing required keys: {', '.join(missing)}")
-    if record["status"] not in STATUSES:
-        raise UserError(f"{path}: status {record['status']!r} is not one of {', '.join(STATUSES)}")
-    for field, kind in (("summary", dict), ("metrics", dict), ("recipe", dict), ("search", dict),
-                        ("curves", list), ("grad_flow", list)):
-        if record.get(field) is not None and not isinstance(record[field], kind):
-            raise UserError(f"{path}: field {field!r} must be a JSON {'object' if kind is dict else 'array'}")
-    return record
 
 
 def record_files(trials_dir: Path) -> Iterator[Path]:

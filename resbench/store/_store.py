@@ -13,15 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from resbench.errors import UserError
-from resbench.store._records import (
-    REQUIRED_KEYS,
-    STATUSES,
-    check_key,
-    read_json,
-    read_record_file,
-    record_files,
-    write_json_atomic,
-)
+from resbench.store._model import REQUIRED_KEYS, STATUSES, TrialRecord
+from resbench.store._records import check_key, read_json, record_files, write_json_atomic
 
 MANIFEST = "manifest.json"
 TRIALS = "trials"
@@ -87,22 +80,26 @@ class Store:
     def record_path(self, key: str) -> Path:
         return self.trials_dir / f"{check_key(key)}.json"
 
-    def write_record(self, record: Mapping[str, Any]) -> Path:
-        """Write one trial record atomically as ``trials/<key>.json`` (replacing an older one)."""
-        missing = [k for k in REQUIRED_KEYS if k not in record]
-        if missing:
-            raise ValueError(f"a trial record needs {', '.join(missing)}")
-        if record["status"] not in STATUSES:
-            raise ValueError(f"status {record['status']!r} is not one of {', '.join(STATUSES)}")
-        path = self.record_path(record["key"])
-        write_json_atomic(path, record)
+    def write_record(self, record: TrialRecord | Mapping[str, Any]) -> Path:
+        """Write one trial record atomically as ``trials/<key>.json`` (replacing an older one).
+
+        A mapping is validated into a TrialRecord first; one that breaks the schema is a
+        ValueError (a writer's bug), and nothing is written.
+        """
+        if not isinstance(record, TrialRecord):
+            missing = [k for k in REQUIRED_KEYS if k not in record]
+            if missing:
+                raise ValueError(f"a trial record needs {', '.join(missing)}")
+        record = TrialRecord.from_json(record)
+        path = self.record_path(record.key)
+        write_json_atomic(path, record.to_json())
         return path
 
-    def read_record(self, key: str) -> dict[str, Any]:
+    def read_record(self, key: str) -> TrialRecord:
         """One trial record, validated; a missing or corrupt one is a UserError naming the file."""
         return read_record_file(self.record_path(key))
 
-    def records(self, *, strict: bool = True) -> Iterator[dict[str, Any]]:
+    def records(self, *, strict: bool = True) -> Iterator[TrialRecord]:
         """Every trial record in key order; with ``strict=False`` corrupt ones are skipped with a warning."""
         for path in record_files(self.trials_dir):
             try:
@@ -121,7 +118,15 @@ class Store:
         path = self.record_path(key)
         if not path.exists():
             return False
-        return read_record_file(path)["status"] in tuple(statuses)
+        return read_record_file(path).status in tuple(statuses)
+
+
+def read_record_file(path: Path) -> TrialRecord:
+    """Read and validate one trial record; a bad one is a UserError naming the file and field."""
+    try:
+        return TrialRecord.from_json(read_json(path))
+    except ValueError as e:
+        raise UserError(f"{path}: {e}") from None
 
 
 def _versions() -> dict[str, str | None]:

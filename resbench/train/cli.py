@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 import argparse
-import math
-import statistics
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from resbench.errors import UserError
 from resbench.spec.library import library_root
+
+if TYPE_CHECKING:
+    from resbench.store import TrialRecord
 
 DEFAULT_SUITE = library_root() / "suites" / "degradation.yaml"
 
@@ -85,54 +86,21 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def leaderboard(records: Sequence[dict[str, Any]]) -> str:
-    """One row per spec (and recipe override): means over seeds, best final training loss first."""
-    groups: dict[tuple, list[dict[str, Any]]] = {}
-    for record in records:
-        override = (record.get("suite") or {}).get("override", 0)
-        groups.setdefault((record["spec_name"], override), []).append(record)
-
-    def mean(rows: list[dict[str, Any]], metric: str) -> float:
-        values = [r["metrics"].get(metric) for r in rows if r["status"] == "completed"]
-        values = [v for v in values if v is not None]
-        return statistics.fmean(values) if values else math.nan
-
-    table = []
-    for (name, override), rows in groups.items():
-        summary = rows[0].get("summary", {})
-        statuses = sorted({r["status"] for r in rows})
-        table.append({
-            "spec": name + (f" [{override}]" if override else ""),
-            "shortcut": summary.get("shortcut", ""), "depth": summary.get("depth", ""),
-            "seeds": str(len(rows)),
-            "train_loss": mean(rows, "final_train_loss"),
-            "train_err%": 100 * (1 - mean(rows, "final_train_acc")),
-            "val_acc%": 100 * mean(rows, "final_val_acc"),
-            "params": mean(rows, "params"), "MMACs": mean(rows, "macs") / 1e6,
-            "img/s": mean(rows, "images_per_s"), "time_s": mean(rows, "total_time_s"),
-            "status": ",".join(statuses),
-        })
-    table.sort(key=lambda r: (math.isnan(r["train_loss"]), r["train_loss"]))
-    return _format(table)
+TERMINAL_COLUMNS = ("experiment", "spec", "recipe", "shortcut", "depth", "seeds",
+                    "final train loss", "train error (%)", "final val acc (%)",
+                    "best val acc (%)", "params (M)", "MACs (M)", "throughput (img/s)", "status")
+"""The report's leaderboard columns ``resbench bench`` prints (see resbench.report.sections)."""
 
 
-def _format(rows: list[dict[str, Any]]) -> str:
-    if not rows:
+def leaderboard(records: Sequence[TrialRecord]) -> str:
+    """The report's leaderboard of these records (same rows, same order: best validation
+    accuracy first, means ± std over completed seeds), as a table for the terminal."""
+    if not records:
         return "(no trials)"
-    digits = {"train_loss": 4, "train_err%": 2, "val_acc%": 2, "params": 0, "MMACs": 2,
-              "img/s": 0, "time_s": 1}
+    from resbench.report import render, sections, tables
+    from resbench.store import records_frame
 
-    def cell(key: str, value: Any) -> str:
-        if isinstance(value, float):
-            return "-" if math.isnan(value) else f"{value:,.{digits.get(key, 3)}f}"
-        return str(value)
-
-    header = list(rows[0])
-    cells = [[cell(k, r[k]) for k in header] for r in rows]
-    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(header)]
-    lines = ["  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths)))]
-    lines.append("  ".join("-" * w for w in widths))
-    for c in cells:
-        lines.append("  ".join(v.ljust(w) if i == 0 else v.rjust(w)
-                               for i, (v, w) in enumerate(zip(c, widths))))
-    return "\n".join(lines)
+    board = tables.leaderboard(tables.prepare(records_frame(records)))
+    several = len({r.experiment for r in records}) > 1
+    return render.text_table(sections.leaderboard_cells(board, TERMINAL_COLUMNS,
+                                                        several_experiments=several))

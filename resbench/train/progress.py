@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from resbench.store import TrialRecord
 
 MODES = ("auto", "bar", "log", "none")
 
@@ -35,9 +38,9 @@ class LogProgress:
                     f"{metrics['images_per_s']:.0f} img/s)")
         return False
 
-    def trial_end(self, record: dict[str, Any]) -> None:
-        reason = f": {record['reason']}" if record.get("reason") else ""
-        self._print(f"{self._prefix()} {record['status']} in "
+    def trial_end(self, record: TrialRecord) -> None:
+        reason = f": {record.reason}" if record.reason else ""
+        self._print(f"{self._prefix()} {record.status} in "
                     f"{time.perf_counter() - self.start:.1f}s{reason}")
         self.index += 1
 
@@ -65,13 +68,13 @@ class BarProgress:
             self.trial.update(1)
         return False
 
-    def trial_end(self, record: dict[str, Any]) -> None:
+    def trial_end(self, record: TrialRecord) -> None:
         if self.trial is not None:
             self.trial.close()
             self.trial = None
-        if record["status"] != "completed":
-            self.suite.write(f"{record['spec_name']} seed={record['seed']}: {record['status']}"
-                             f"{': ' + record['reason'] if record.get('reason') else ''}")
+        if record.status != "completed":
+            self.suite.write(f"{record.spec_name} seed={record.seed}: {record.status}"
+                             f"{': ' + record.reason if record.reason else ''}")
         self.suite.update(1)
 
     def close(self) -> None:
@@ -89,7 +92,7 @@ class NoProgress:
     def epoch_end(self, epoch: int, metrics: dict[str, float]) -> bool:
         return False
 
-    def trial_end(self, record: dict[str, Any]) -> None:
+    def trial_end(self, record: TrialRecord) -> None:
         pass
 
     def close(self) -> None:

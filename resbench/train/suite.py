@@ -28,6 +28,7 @@ from resbench.errors import SpecError, UserError
 from resbench.spec import Spec, load_spec
 from resbench.spec.load import parse_model, read_file
 from resbench.spec.recipe import Recipe, locate_layer, merge_layers, parse_recipe
+from resbench.store import TrialRecord
 
 
 
@@ -160,7 +161,7 @@ class SuiteResult:
     """What a run produced: every record of the matrix (new and earlier) and the counts."""
 
     experiment_dir: Path
-    records: list[dict[str, Any]]
+    records: list[TrialRecord]
     ran: int
     skipped: int
 
@@ -174,7 +175,7 @@ def run_suite(suite: Suite, *, results_root: str | Path = "results", experiment:
     skipped (with ``retry_failed``, failed ones run again). ``progress`` is ``auto`` (bars on a
     terminal, log lines otherwise), ``bar``, ``log`` or ``none``.
     """
-    from resbench.store import STATUSES, Store, experiment_dir
+    from resbench.store import STATUSES, Store, SuiteInfo, experiment_dir
     from resbench.train.progress import make_progress
     from resbench.train.datacache import DataCache
     from resbench.train.trial import run_trial, trial_identity
@@ -199,8 +200,8 @@ def run_suite(suite: Suite, *, results_root: str | Path = "results", experiment:
             record = run_trial(plan.spec, plan.recipe, plan.seed, data=data,
                                reporter=bar.epoch_end, checkpoint_dir=checkpoints,
                                experiment=store.name)
-            record["suite"] = {"name": suite.name, "override": plan.override,
-                               "spec_file": str(plan.spec_file)}
+            record.suite = SuiteInfo(name=suite.name, override=plan.override,
+                                     spec_file=str(plan.spec_file))
             store.write_record(record)
             shutil.rmtree(checkpoints, ignore_errors=True)
             bar.trial_end(record)

@@ -20,7 +20,15 @@ import torch
 from resbench.data import DataSplits, load_dataset, make_loader
 from resbench.spec import Spec
 from resbench.spec.recipe import DataConfig, Recipe
-from resbench.store import now_iso, trial_key
+from resbench.store import (
+    CurveRow,
+    DataInfo,
+    GradFlowRow,
+    Metrics,
+    TrialRecord,
+    now_iso,
+    trial_key,
+)
 from resbench.train.loop import Diverged, TrainLoop, resolve_device
 from resbench.train.metrics import latency_ms, peak_memory, reset_peak_memory
 from resbench.train.transfer import FreezeSchedule, initialise
@@ -36,10 +44,11 @@ def load_data(cfg: DataConfig) -> DataSplits:
                         options=cfg.options)
 
 
-def data_meta(data: DataSplits) -> dict[str, Any]:
+def data_meta(data: DataSplits) -> DataInfo:
     """What a record says about its data."""
-    return {"dataset": data.name, "num_classes": data.num_classes, "in_channels": data.in_channels,
-            "image_size": data.image_size, "train_size": len(data.train), "val_size": len(data.val)}
+    return DataInfo(dataset=data.name, num_classes=data.num_classes, in_channels=data.in_channels,
+                    image_size=data.image_size, train_size=len(data.train),
+                    val_size=len(data.val))
 
 
 def adapt_spec(spec: Spec, data: DataSplits) -> Spec:
@@ -61,40 +70,44 @@ def trial_identity(spec: Spec, recipe: Recipe, seed: int, data: DataSplits) -> t
 
 def run_trial(spec: Spec, recipe: Recipe, seed: int, *, data: DataSplits | None = None,
               reporter: Reporter | None = None, checkpoint_dir: str | Path | None = None,
-              experiment: str = "") -> dict[str, Any]:
-    """Train ``spec`` under ``recipe`` with ``seed``; a record in the store's format.
+              experiment: str = "") -> TrialRecord:
+    """Train ``spec`` under ``recipe`` with ``seed``; its record (unsaved: the caller stores it).
 
     With ``checkpoint_dir``, the state after each epoch is saved there and a later call resumes
     from it. ``reporter(epoch, metrics)`` is called after each epoch; True stops as pruned.
     """
     data = data if data is not None else load_data(recipe.data)
     adapted, key = trial_identity(spec, recipe, seed, data)
-    record: dict[str, Any] = {
-        "key": key, "experiment": experiment, "spec_name": spec.name, "spec_key": adapted.key(),
-        "spec": {**adapted.canonical(), "name": spec.name}, "summary": adapted.summary_fields(),
-        "recipe": recipe.trial_dict(), "seed": seed, "data": data_meta(data),
-        "status": "completed", "reason": None, "metrics": {}, "curves": [], "grad_flow": [],
-        "started_at": now_iso(), "finished_at": None,
-    }
-    run = _Run(adapted, recipe, seed, data, record, checkpoint_dir)
+    run = _Run(adapted, recipe, seed, data, key, checkpoint_dir)
+    status, reason, trace = "completed", None, None
     try:
         run.execute(reporter)
+        if run.stopped is not None:
+            status, reason = "pruned", run.stopped
     except Diverged as e:
-        record.update(status="diverged", reason=str(e))
+        status, reason = "diverged", str(e)
     except (torch.OutOfMemoryError, MemoryError) as e:
-        record.update(status="failed", reason=f"out of memory: {_first_line(e)}",
-                      traceback=traceback.format_exc(limit=8))
+        status, reason = "failed", f"out of memory: {_first_line(e)}"
+        trace = traceback.format_exc(limit=8)
     except Exception as e:
         oom = "can't allocate memory" in str(e) or "out of memory" in str(e).lower()
         prefix = "out of memory: " if oom else f"{type(e).__name__}: "
-        record.update(status="failed", reason=prefix + _first_line(e),
-                      traceback=traceback.format_exc(limit=8))
+        status, reason = "failed", prefix + _first_line(e)
+        trace = traceback.format_exc(limit=8)
     finally:
         run.release()
-    record["curves"] = run.curves
-    record["grad_flow"] = run.probe_rows()
-    record["metrics"] = run.metrics()
-    record["finished_at"] = now_iso()
+    record = TrialRecord(
+        key=key, experiment=experiment, spec_name=spec.name, spec_key=adapted.key(),
+        spec={**adapted.canonical(), "name": spec.name}, summary=adapted.summary_fields(),
+        recipe=recipe.trial_dict(), seed=seed, data=data_meta(data),
+        status=status, reason=reason, metrics=Metrics(**run.metrics()),
+        curves=[CurveRow(**row) for row in run.curves],
+        grad_flow=[GradFlowRow(**row) for row in run.probe_rows()],
+        started_at=run.started_at, finished_at=now_iso())
+    if run.resumed_from is not None:
+        record.resumed_from_epoch = run.resumed_from
+    if trace is not None:
+        record.traceback = trace
     return record
 
 
@@ -106,9 +119,9 @@ def _first_line(e: BaseException) -> str:
 class _Run:
     """The mutable state of one trial while it runs (kept out of run_trial for readability)."""
 
-    def __init__(self, spec: Spec, recipe: Recipe, seed: int, data: DataSplits,
-                 record: dict[str, Any], checkpoint_dir: str | Path | None) -> None:
-        self.spec, self.recipe, self.seed, self.data, self.record = spec, recipe, seed, data, record
+    def __init__(self, spec: Spec, recipe: Recipe, seed: int, data: DataSplits, key: str,
+                 checkpoint_dir: str | Path | None) -> None:
+        self.spec, self.recipe, self.seed, self.data, self.key = spec, recipe, seed, data, key
         self.checkpoint = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir else None
         self.curves: list[dict[str, float]] = []
         self.loop: TrainLoop | None = None
@@ -118,6 +131,9 @@ class _Run:
         self.extra: dict[str, Any] = {}
         self.earlier = 0.0  # wall seconds spent by interrupted runs of this trial
         self.start = time.perf_counter()
+        self.started_at = now_iso()  # of the first run, when resumed
+        self.resumed_from: int | None = None  # the checkpoint's epoch, when resumed
+        self.stopped: str | None = None  # why the reporter stopped it, if it did
 
     def execute(self, reporter: Reporter | None) -> None:
         from resbench.compile import build, cost
@@ -151,7 +167,7 @@ class _Run:
             self.curves.append(row)
             self._save(epoch)
             if reporter is not None and reporter(epoch, dict(row)):
-                self.record.update(status="pruned", reason=f"stopped by the reporter after epoch {epoch}")
+                self.stopped = f"stopped by the reporter after epoch {epoch}"
                 break
         self._measure_latency(model)
 
@@ -173,7 +189,7 @@ class _Run:
             return 0
         # On the CPU: RNG states must stay CPU byte tensors; load_state_dict moves the rest.
         state = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
-        if state.get("key") != self.record["key"]:
+        if state.get("key") != self.key:
             return 0  # another trial's checkpoint: start afresh (it will be overwritten)
         self.loop.load_state_dict(state["loop"])
         generator = _loader_generator(self.train)
@@ -182,17 +198,17 @@ class _Run:
         random.setstate(_as_random_state(state["python_rng"]))
         self.curves = list(state["curves"])
         self.earlier = float(state["elapsed"])
-        self.record["started_at"] = state["started_at"]
-        self.record["resumed_from_epoch"] = int(state["epoch"])
+        self.started_at = state["started_at"]
+        self.resumed_from = int(state["epoch"])
         return int(state["epoch"])
 
     def _save(self, epoch: int) -> None:
         if self.checkpoint is None or self.loop is None:
             return
         self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        state = {"key": self.record["key"], "epoch": epoch, "loop": self.loop.state_dict(),
+        state = {"key": self.key, "epoch": epoch, "loop": self.loop.state_dict(),
                  "python_rng": list(random.getstate()), "curves": self.curves,
-                 "elapsed": self.elapsed(), "started_at": self.record["started_at"]}
+                 "elapsed": self.elapsed(), "started_at": self.started_at}
         generator = _loader_generator(self.train)
         if generator is not None:
             state["loader_rng"] = generator.get_state()

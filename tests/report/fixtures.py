@@ -1,5 +1,8 @@
 """Results folders for report tests, written through the real store in the documented format.
 
+Records are built as ``TrialRecord`` models, the schema the trial runner and the searches write,
+so a fixture cannot hold a field the code does not.
+
 ``write_suite`` makes a degradation suite (plain and residual CIFAR nets at depths 8/14/20, two
 seeds, curves and gradient flow) with one diverged and one failed trial; ``write_search`` makes
 an Optuna search with a real ``study.db``, one pruned and one failed trial. Numbers follow the
@@ -14,7 +17,15 @@ from typing import Any
 
 from resbench.spec import parse_spec
 from resbench.spec.recipe import Recipe
-from resbench.store import Store, trial_key
+from resbench.store import (
+    CurveRow,
+    GradFlowRow,
+    Metrics,
+    SearchInfo,
+    Store,
+    TrialRecord,
+    trial_key,
+)
 
 DEPTHS = (8, 14, 20)
 SEEDS = (0, 1)
@@ -51,7 +62,7 @@ def _final_accs(shortcut: str, depth: int, block: str, lr: float, rng: random.Ra
 
 
 def _curves(train_acc: float, val_acc: float, epochs: int, rng: random.Random,
-            diverge_at: int | None = None) -> list[dict[str, Any]]:
+            diverge_at: int | None = None) -> list[CurveRow]:
     rows = []
     for epoch in range(1, epochs + 1):
         progress = 1 - math.exp(-1.2 * epoch) * 0.9
@@ -60,27 +71,27 @@ def _curves(train_acc: float, val_acc: float, epochs: int, rng: random.Random,
         loss = -math.log(max(t_acc, 1e-3)) * 1.3 + rng.uniform(0, 0.01)
         if diverge_at is not None and epoch >= diverge_at:
             loss, t_acc, v_acc = loss * 40 ** (epoch - diverge_at + 1), 0.1, 0.1
-        rows.append({"epoch": epoch, "train_loss": loss, "train_acc": t_acc,
-                     "val_loss": loss * 1.1, "val_acc": v_acc, "images_per_s": 900.0,
-                     "epoch_time_s": 1.5, "lr": 0.1 * 0.5 * (1 + math.cos(math.pi * epoch / EPOCHS))})
+        rows.append(CurveRow(epoch=epoch, train_loss=loss, train_acc=t_acc, val_loss=loss * 1.1,
+                             val_acc=v_acc, images_per_s=900.0, epoch_time_s=1.5,
+                             lr=0.1 * 0.5 * (1 + math.cos(math.pi * epoch / EPOCHS))))
     return rows
 
 
-def _grad_flow(spec, plain: bool) -> list[dict[str, Any]]:
+def _grad_flow(spec, plain: bool) -> list[GradFlowRow]:
     blocks = [f"layer{i + 1}.{j}" for i, s in enumerate(spec.stages) for j in range(s.depth)]
     rows = []
     for step in (0, 10):
         for index, block in enumerate(blocks):
             from_output = len(blocks) - 1 - index
             norm = 0.5 * (0.55 ** from_output if plain else 0.97 ** from_output)
-            rows.append({"step": step, "block": block, "index": index,
-                         "grad_norm": norm * (1.0 if step == 0 else 0.8)})
+            rows.append(GradFlowRow(step=step, block=block, index=index,
+                                    grad_norm=norm * (1.0 if step == 0 else 0.8)))
     return rows
 
 
 def make_record(experiment: str, spec, seed: int, *, lr: float = 0.1, status: str = "completed",
                 reason: str | None = None, epochs_run: int = EPOCHS,
-                search: dict[str, Any] | None = None, grad_flow: bool = True) -> dict[str, Any]:
+                search: SearchInfo | None = None, grad_flow: bool = True) -> TrialRecord:
     """One trial record exactly as docs/ARCHITECTURE.md documents it."""
     rng = random.Random(int(spec.key(), 16) + 1000 * seed + round(lr * 1e4))
     summary = spec.summary_fields()
@@ -88,32 +99,30 @@ def make_record(experiment: str, spec, seed: int, *, lr: float = 0.1, status: st
     train_acc, val_acc = _final_accs(summary["shortcut"], summary["depth"], summary["block"],
                                      lr, rng)
     params = 270_000 * summary["depth"] // 20 + (30_000 if summary["shortcut"] == "projection" else 0)
-    metrics: dict[str, Any] = {
-        "params": params, "macs": params * 150, "latency_ms_b1": 0.05 * summary["depth"],
-        "latency_ms_bn": 0.01 * summary["depth"], "latency_batch": 256,
-        "images_per_s": 20_000 / summary["depth"], "peak_memory_bytes": params * 40,
-        "total_time_s": 1.5 * epochs_run,
-    }
-    curves: list[dict[str, Any]] = []
-    if status == "completed" or status == "pruned":
-        curves = _curves(train_acc, val_acc, epochs_run, rng)
-        metrics.update(best_val_acc=max(c["val_acc"] for c in curves),
-                       final_val_acc=curves[-1]["val_acc"], final_train_acc=curves[-1]["train_acc"],
-                       final_train_loss=curves[-1]["train_loss"], epochs=epochs_run)
-    elif status == "diverged":
-        curves = _curves(train_acc, val_acc, epochs_run, rng, diverge_at=epochs_run)
-        metrics.update(best_val_acc=max(c["val_acc"] for c in curves),
-                       final_val_acc=curves[-1]["val_acc"], final_train_acc=curves[-1]["train_acc"],
-                       final_train_loss=float("nan"), epochs=epochs_run)
-    return {
-        "key": trial_key(spec.canonical(), trial_recipe, seed), "experiment": experiment,
-        "spec_name": spec.name, "spec_key": spec.key(), "spec": {**spec.canonical(), "name": spec.name},
-        "summary": summary, "recipe": trial_recipe, "seed": seed, "status": status, "reason": reason,
-        "metrics": metrics, "curves": curves,
-        "grad_flow": _grad_flow(spec, summary["shortcut"] == "none") if grad_flow and curves else [],
-        "search": search, "started_at": "2026-11-22T04:00:00+00:00",
-        "finished_at": "2026-11-22T04:01:00+00:00",
-    }
+    metrics = Metrics(
+        params=params, macs=params * 150, latency_ms_b1=0.05 * summary["depth"],
+        latency_ms_bn=0.01 * summary["depth"], latency_batch=256,
+        images_per_s=20_000 / summary["depth"], peak_memory_bytes=params * 40,
+        total_time_s=1.5 * epochs_run,
+    )
+    curves: list[CurveRow] = []
+    if status in ("completed", "pruned", "diverged"):
+        diverge_at = epochs_run if status == "diverged" else None
+        curves = _curves(train_acc, val_acc, epochs_run, rng, diverge_at=diverge_at)
+        metrics.best_val_acc = max(c.val_acc for c in curves)
+        metrics.final_val_acc = curves[-1].val_acc
+        metrics.final_train_acc = curves[-1].train_acc
+        metrics.final_train_loss = float("nan") if diverge_at else curves[-1].train_loss
+        metrics.epochs = epochs_run
+    return TrialRecord(
+        key=trial_key(spec.canonical(), trial_recipe, seed), experiment=experiment,
+        spec_name=spec.name, spec_key=spec.key(), spec={**spec.canonical(), "name": spec.name},
+        summary=summary, recipe=trial_recipe, seed=seed, status=status, reason=reason,
+        metrics=metrics, curves=curves,
+        grad_flow=_grad_flow(spec, summary["shortcut"] == "none") if grad_flow and curves else [],
+        search=search, started_at="2026-11-22T04:00:00+00:00",
+        finished_at="2026-11-22T04:01:00+00:00",
+    )
 
 
 def write_suite(root: Path, name: str = "degradation") -> Path:
@@ -172,10 +181,10 @@ def write_search(root: Path, name: str = "space") -> Path:
                              epochs_run=2 if status == "pruned" else EPOCHS,
                              reason={"pruned": "pruned at epoch 2 by MedianPruner",
                                      "failed": "RuntimeError: loss is NaN at step 0"}.get(status),
-                             search={"runner": "optuna", "study": name, "trial_number": number,
-                                     "params": params})
+                             search=SearchInfo(runner="optuna", study=name, trial_number=number,
+                                               params=params))
         store.write_record(record)
-        value = record["metrics"].get("best_val_acc") if status == "completed" else None
+        value = record.metrics.best_val_acc if status == "completed" else None
         study.add_trial(optuna.trial.create_trial(
             params=params, distributions=distributions, value=value, state=states[status]))
     store.write_manifest(search_manifest(name, "optuna"))
@@ -189,4 +198,3 @@ def search_manifest(study: str, runner: str, objectives: tuple[str, ...] = ("val
             "search": {"runner": runner, "objectives": list(objectives), "trials": 14,
                        "sampler": "tpe", "pruner": "median", "max_params": None,
                        "max_macs": None, "seed": 0, "sampler_seed": 0, "study": study}}
-    return store.path

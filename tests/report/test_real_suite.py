@@ -28,7 +28,7 @@ def suite_report(tmp_path_factory):
 
 def test_every_section_a_suite_can_fill_is_filled(suite_report):
     result, report = suite_report
-    assert result.ran == 8 and {r["status"] for r in result.records} == {"completed"}
+    assert result.ran == 8 and {r.status for r in result.records} == {"completed"}
     by_id = {s.id: s for s in report.sections}
     for section in ("overview", "leaderboard", "status", "curves", "degradation",
                     "gradient_flow", "pareto", "ablations"):

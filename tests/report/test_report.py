@@ -12,6 +12,7 @@ from PIL import Image
 
 from resbench.report import make_report
 from resbench.report.sections import FigureRef, Missing, Table
+from resbench.store import Metrics, SearchInfo
 from tests.report.fixtures import make_record, make_spec, search_manifest, write_suite
 
 SECTIONS = ["overview", "leaderboard", "status", "curves", "degradation", "gradient_flow",
@@ -125,7 +126,7 @@ def test_suite_whose_trials_all_failed(tmp_path):
     for depth in (8, 14):
         record = make_record("crashed", make_spec(f"p{depth}", "none", depth), 0, status="failed",
                              reason="ImportError: no module named foo")
-        record["metrics"] = {}
+        record.metrics = Metrics()
         store.write_record(record)
     store.write_manifest({"kind": "suite"})
     result = make_report([store.path], tmp_path / "out")
@@ -156,14 +157,14 @@ def test_search_without_usable_study_degrades_to_a_sentence(tmp_path):
             status = "completed" if n == 0 else "failed"
             record = make_record(store.name, make_spec(f"t{n}", "zero_pad", depth), 0,
                                  status=status, grad_flow=False,
-                                 search={"runner": runner, "study": store.name,
-                                         "trial_number": n, "params": {"depth": depth}})
+                                 search=SearchInfo(runner=runner, study=store.name,
+                                                   trial_number=n, params={"depth": depth}))
             store.write_record(record)
             if runner == "optuna":
                 study.add_trial(optuna.trial.create_trial(
                     params={"depth": depth},
                     distributions={"depth": optuna.distributions.IntDistribution(8, 14)},
-                    value=record["metrics"].get("best_val_acc"),
+                    value=record.metrics.best_val_acc,
                     state=optuna.trial.TrialState.COMPLETE if n == 0 else
                     optuna.trial.TrialState.FAIL))
     ray.write_manifest(search_manifest("ray", "ray"))

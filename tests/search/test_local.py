@@ -14,7 +14,7 @@ from resbench.errors import SpecError, UserError
 from resbench.search import SearchConfig, run_search
 from resbench.search.optuna_study import counted, open_study
 from resbench.spec.space import load_space
-from resbench.store import Store
+from resbench.store import Store, TrialRecord
 from tests.search.conftest import tiny_space
 
 pytestmark = pytest.mark.slow
@@ -26,7 +26,7 @@ def config(path: Path, tmp_path: Path, **kw) -> SearchConfig:
     return SearchConfig.from_space(load_space(path), results_root=tmp_path / "results", **kw)
 
 
-def records(cfg: SearchConfig) -> list[dict]:
+def records(cfg: SearchConfig) -> list[TrialRecord]:
     return list(Store(cfg.path).records())
 
 
@@ -42,16 +42,16 @@ def test_grid_constraints_and_dedupe(write_space, tmp_path):
     c = result.counts
     assert c["done"] == 8 and c.get("running", 0) == 0
     assert c["infeasible"] == 4 and c["completed"] == 4 and c["cached"] == 2
-    recs = {r["key"]: r for r in records(cfg)}
+    recs = {r.key: r for r in records(cfg)}
     assert len(recs) == 4  # 2 trained + 2 infeasible architectures, each once
     for r in recs.values():
-        assert r["search"]["runner"] == "optuna" and r["search"]["study"] == cfg.study_name
-        if r["status"] == "infeasible":
-            assert r["metrics"]["params"] > 2000 and r["curves"] == [] and "max_params" in r["reason"]
-            assert r["spec"]["stages"][0]["width"] == 8
+        assert r.search.runner == "optuna" and r.search.study == cfg.study_name
+        if r.status == "infeasible":
+            assert r.metrics.params > 2000 and r.curves == [] and "max_params" in r.reason
+            assert r.spec["stages"][0]["width"] == 8
         else:
-            assert r["status"] == "completed" and len(r["curves"]) == 3
-            assert r["metrics"]["params"] <= 2000
+            assert r.status == "completed" and len(r.curves) == 3
+            assert r.metrics.params <= 2000
     study = open_study(cfg, create=False)
     trials = counted(study)
     assert [t.number for t in trials] == list(range(8))
@@ -75,11 +75,11 @@ def test_pruning_records_curves_so_far(write_space, tmp_path):
     cfg = config(path, tmp_path, trials=4, sampler_seed=3)
     result = run_search(cfg)
     assert result.counts["done"] == 4
-    pruned = [r for r in records(cfg) if r["status"] == "pruned"]
-    assert pruned, [r["status"] for r in records(cfg)]
+    pruned = [r for r in records(cfg) if r.status == "pruned"]
+    assert pruned, [r.status for r in records(cfg)]
     for r in pruned:
-        assert 1 <= len(r["curves"]) < 4 and r["metrics"]["epochs"] == len(r["curves"])
-        assert "stopped by the reporter" in r["reason"]
+        assert 1 <= len(r.curves) < 4 and r.metrics.epochs == len(r.curves)
+        assert "stopped by the reporter" in r.reason
     study = open_study(cfg, create=False)
     states = [t.state for t in counted(study)]
     assert states.count(optuna.trial.TrialState.PRUNED) == len(pruned)
@@ -95,8 +95,8 @@ def test_multi_objective_pareto(write_space, tmp_path):
     assert result.counts["done"] == 6
     front = result.best
     assert front
-    done = [r for r in records(cfg) if r["status"] == "completed"]
-    points = [(r["metrics"]["best_val_acc"], r["metrics"]["params"]) for r in done]
+    done = [r for r in records(cfg) if r.status == "completed"]
+    points = [(r.metrics.best_val_acc, r.metrics.params) for r in done]
     for row in front:
         acc, params = row["values"]["val_acc"], row["values"]["params"]
         dominated = any(a >= acc and p <= params and (a, p) != (acc, params) for a, p in points)
@@ -114,6 +114,10 @@ def test_parallel_workers_share_the_study(write_space, tmp_path):
     trials = counted(study)
     assert len(trials) == 6 and all(t.state.is_finished() for t in trials)
     assert len({t.user_attrs["worker"] for t in trials}) == 2  # both processes ran trials
+    # each record names the worker process of the trial that wrote it
+    by_number = {t.number: t for t in trials}
+    for r in records(cfg):
+        assert r.search.worker == by_number[r.search.trial_number].user_attrs["worker"]
 
 
 def test_existing_study_needs_resume(write_space, tmp_path):
@@ -204,8 +208,8 @@ def test_failing_trial_is_retried_then_recorded_and_search_goes_on(write_space, 
     cfg = config(write_space(space), tmp_path, trials=2, retries=2)
     result = run_search(cfg)
     assert result.counts["failed"] == 1 and result.counts["completed"] == 1
-    (failed,) = [r for r in records(cfg) if r["status"] == "failed"]
-    assert failed["attempts"] == 3 and "cannot load" in failed["reason"]
+    (failed,) = [r for r in records(cfg) if r.status == "failed"]
+    assert failed.attempts == 3 and "cannot load" in failed.reason
     study = open_study(cfg, create=False)
     states = sorted(t.state.name for t in counted(study))
     assert states == ["COMPLETE", "FAIL"]

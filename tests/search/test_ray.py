@@ -48,13 +48,13 @@ def check_optuna_agrees_with_records(cfg: SearchConfig) -> list:
     study = open_study(cfg, create=False)
     store = Store(cfg.path)
     trials = counted(study)
-    by_number = {r["search"]["trial_number"]: r for r in store.records()}
+    by_number = {r.search.trial_number: r for r in store.records()}
     for t in trials:
         # a trial that failed before reporting has no key on the Optuna side: find it by number
         record = store.read_record(t.user_attrs["key"]) if "key" in t.user_attrs \
             else by_number[t.number]
-        assert t.state == EXPECTED_STATE[record["status"]], (t.number, t.state, record["status"])
-        assert record["search"]["runner"] == "ray"
+        assert t.state == EXPECTED_STATE[record.status], (t.number, t.state, record.status)
+        assert record.search.runner == "ray"
     return trials
 
 
@@ -68,14 +68,14 @@ def test_outcomes_infeasible_failed_completed(ray_session, write_space, tmp_path
     c = result.counts
     assert c["done"] == 8 and c["infeasible"] == 4 and c["failed"] == 2
     assert c.get("completed", 0) + c.get("pruned", 0) == 2 and result.best
-    records = {r["key"]: r for r in Store(cfg.path).records()}
-    failed = [r for r in records.values() if r["status"] == "failed"]
+    records = {r.key: r for r in Store(cfg.path).records()}
+    failed = [r for r in records.values() if r.status == "failed"]
     assert len(failed) == 2
     for r in failed:
-        assert "cannot load" in r["reason"] and r["attempts"] == 2  # tried, retried, recorded
+        assert "cannot load" in r.reason and r.attempts == 2  # tried, retried, recorded
     for r in records.values():
-        if r["status"] == "infeasible":
-            assert r["metrics"]["params"] > 2000 and not r["curves"]
+        if r.status == "infeasible":
+            assert r.metrics.params > 2000 and not r.curves
     trials = check_optuna_agrees_with_records(cfg)
     assert len(trials) == 8
 
@@ -102,21 +102,21 @@ def test_gpu_resources_bound_concurrency_and_asha_prunes(ray_session, write_spac
                      ray=RayOptions(cpus_per_trial=0.25, gpus_per_trial=1))
     result = run_search(cfg)
     assert result.counts["done"] == 8
-    trained = [r for r in Store(cfg.path).records() if r["status"] in ("completed", "pruned")]
+    trained = [r for r in Store(cfg.path).records() if r.status in ("completed", "pruned")]
     assert len(trained) == 8  # a continuous learning rate: no point comes twice
     for r in trained:
-        assert len(r["search"]["ray"]["gpu_ids"]) == 1
-    spans = [(r["search"]["ray"]["started"], r["search"]["ray"]["finished"]) for r in trained]
+        assert len(r.search.ray.gpu_ids) == 1
+    spans = [(r.search.ray.started, r.search.ray.finished) for r in trained]
     events = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
     running, peak = 0, 0
     for _, step in events:
         running += step
         peak = max(peak, running)
     assert peak == 2  # GPUs allowed two at once, never more
-    pruned = [r for r in trained if r["status"] == "pruned"]
+    pruned = [r for r in trained if r.status == "pruned"]
     assert pruned, "ASHA stopped no trial"
     for r in pruned:
-        assert "stopped by the asha scheduler" in r["reason"] and 1 <= len(r["curves"]) < 4
+        assert "stopped by the asha scheduler" in r.reason and 1 <= len(r.curves) < 4
     check_optuna_agrees_with_records(cfg)
 
 
@@ -201,7 +201,7 @@ def test_both_runners_write_the_same_records(ray_session, write_space, tmp_path)
         assert result.counts["completed"] == 2
         assert result.best and all(set(b["values"]) == {"val_acc", "macs"} for b in result.best)
         records = list(Store(cfg.path).records())
-        assert {r["search"]["runner"] for r in records} == {"optuna" if runner == "local" else "ray"}
+        assert {r.search.runner for r in records} == {"optuna" if runner == "local" else "ray"}
         frames[runner] = load(cfg.path)
     # Neither runner leaves a process-wide setting behind: log levels are as they were, and the
     # environment holds what it held (libraries may add their own defaults on first import,

@@ -39,6 +39,6 @@ def test_trials_spread_over_nodes(cluster, write_space, tmp_path):
                  "--trials", "6", "--results", str(root), "--quiet", "--scheduler", "none"])
     assert code == 0
     records = list(Store(root / "cluster").records())
-    assert len(records) == 6 and all(r["status"] == "completed" for r in records)
-    nodes = {r["search"]["ray"]["node_id"] for r in records}
+    assert len(records) == 6 and all(r.status == "completed" for r in records)
+    nodes = {r.search.ray.node_id for r in records}
     assert nodes == {node.node_id for node in cluster.list_all_nodes()}  # both nodes ran trials

@@ -60,6 +60,6 @@ def test_kill_and_resume_local(write_space, tmp_path):
     assert len(trained) == len(set(trained))  # nothing trained twice
     (key,) = interrupted
     record = Store(folder).read_record(key)
-    assert record["status"] == "completed" and len(record["curves"]) == 8
-    assert record["resumed_from_epoch"] >= 1  # continued from its checkpoint, not from scratch
+    assert record.status == "completed" and len(record.curves) == 8
+    assert record.resumed_from_epoch >= 1  # continued from its checkpoint, not from scratch
     assert not any((folder / "checkpoints").glob("*/last.pt"))

@@ -12,7 +12,12 @@ import pytest
 
 from resbench.errors import UserError
 from resbench.store import (
+    CurveRow,
+    GradFlowRow,
+    Metrics,
+    SearchInfo,
     Store,
+    TrialRecord,
     experiment_dir,
     load,
     load_curves,
@@ -22,22 +27,22 @@ from resbench.store import (
 
 
 def make_record(key: str, experiment: str = "exp", *, seed: int = 0, status: str = "completed",
-                acc: float = 0.8125, lr: float = 0.1) -> dict:
-    return {
-        "key": key, "experiment": experiment, "spec_name": "resnet20", "spec_key": "abcd" * 4,
-        "spec": {"name": "resnet20", "block": "basic"},
-        "summary": {"block": "basic", "shortcut": "zero_pad", "depth": 20, "width": 16,
-                    "widths": "16-32-64", "depths": "3-3-3"},
-        "recipe": {"optimizer": {"name": "sgd", "lr": lr}, "epochs": 2, "milestones": [1, 2]},
-        "seed": seed, "status": status, "reason": None if status == "completed" else "loss nan",
-        "metrics": {"params": 272474, "macs": 40813184, "best_val_acc": acc,
-                    "final_val_acc": acc - 0.0625, "epochs": 2, "images_per_s": 1234.5},
-        "curves": [{"epoch": e, "train_loss": 2.0 / e, "val_acc": acc * e / 2} for e in (1, 2)],
-        "grad_flow": [{"step": 0, "block": f"layer1.{i}", "index": i, "grad_norm": 0.5 + i}
-                      for i in range(3)],
-        "search": {"runner": "optuna", "study": "s", "trial_number": 3, "params": {"lr": lr}},
-        "started_at": "2026-01-01T00:00:00+00:00", "finished_at": "2026-01-01T00:01:00+00:00",
-    }
+                acc: float = 0.8125, lr: float = 0.1) -> TrialRecord:
+    return TrialRecord(
+        key=key, experiment=experiment, spec_name="resnet20", spec_key="abcd" * 4,
+        spec={"name": "resnet20", "block": "basic"},
+        summary={"block": "basic", "shortcut": "zero_pad", "depth": 20, "width": 16,
+                 "widths": "16-32-64", "depths": "3-3-3"},
+        recipe={"optimizer": {"name": "sgd", "lr": lr}, "epochs": 2, "milestones": [1, 2]},
+        seed=seed, status=status, reason=None if status == "completed" else "loss nan",
+        metrics=Metrics(params=272474, macs=40813184, best_val_acc=acc,
+                        final_val_acc=acc - 0.0625, epochs=2, images_per_s=1234.5),
+        curves=[CurveRow(epoch=e, train_loss=2.0 / e, val_acc=acc * e / 2) for e in (1, 2)],
+        grad_flow=[GradFlowRow(step=0, block=f"layer1.{i}", index=i, grad_norm=0.5 + i)
+                   for i in range(3)],
+        search=SearchInfo(runner="optuna", study="s", trial_number=3, params={"lr": lr}),
+        started_at="2026-01-01T00:00:00+00:00", finished_at="2026-01-01T00:01:00+00:00",
+    )
 
 
 def test_trial_key_is_stable_and_sensitive():
@@ -97,11 +102,11 @@ def test_record_round_trip_to_dataframe_exact_numbers(tmp_path):
 def test_non_finite_numbers_are_stored_as_null(tmp_path):
     store = Store(tmp_path / "exp")
     record = make_record("k1", status="diverged")
-    record["metrics"]["final_train_loss"] = float("nan")
+    record.metrics.final_train_loss = float("nan")
     store.write_record(record)
     text = (tmp_path / "exp" / "trials" / "k1.json").read_text()
     json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
-    assert store.read_record("k1")["metrics"]["final_train_loss"] is None
+    assert store.read_record("k1").metrics.final_train_loss is None
 
 
 def test_leftover_temp_file_from_a_crash_is_ignored(tmp_path):
@@ -110,7 +115,7 @@ def test_leftover_temp_file_from_a_crash_is_ignored(tmp_path):
     # A writer killed mid-write leaves only its temp file; the real record is never half-written.
     (store.trials_dir / ".k2.json.x1y2.tmp").write_text('{"key": "k2", "stat')
     assert store.keys() == ["k1"]
-    assert [r["key"] for r in store.records()] == ["k1"]
+    assert [r.key for r in store.records()] == ["k1"]
     assert list(load(tmp_path / "exp").key) == ["k1"]
     assert not store.has("k2")
 
@@ -124,10 +129,10 @@ def test_killed_writer_leaves_old_record_or_new_one(tmp_path):
         "from resbench.store import Store\n"
         "from tests.store.test_store import make_record\n"
         "s = Store(sys.argv[1]); r = make_record('k1')\n"
-        "r['curves'] = r['curves'] * 5000\n"
+        "r.curves = r.curves * 5000\n"
         "i = 0\n"
         "while True:\n"
-        "    r['metrics']['epochs'] = i; s.write_record(r); i += 1\n"
+        "    r.metrics.epochs = i; s.write_record(r); i += 1\n"
         "    if i == 3: print('writing', flush=True)\n"
     )
     repo = Path(__file__).resolve().parents[2]
@@ -137,8 +142,8 @@ def test_killed_writer_leaves_old_record_or_new_one(tmp_path):
     proc.kill()
     proc.wait()
     record = store.read_record("k1")
-    assert len(record["curves"]) in (2, 10000)
-    assert [r["key"] for r in store.records()] == ["k1"]
+    assert len(record.curves) in (2, 10000)
+    assert [r.key for r in store.records()] == ["k1"]
 
 
 def test_has_filters_by_status(tmp_path):
@@ -211,8 +216,9 @@ def test_missing_and_empty_folders_are_user_errors(tmp_path):
     ('{"key": "bad", "status": "compl', "not valid JSON"),
     ('{"key": "bad", "status": "completed"}', "missing required keys: experiment, spec_name"),
     ('[1, 2]', "must be a JSON object"),
-    (json.dumps({**make_record("bad"), "status": "done"}), "status 'done'"),
-    (json.dumps({**make_record("bad"), "metrics": [1]}), "'metrics' must be a JSON object"),
+    (json.dumps({**make_record("bad").to_json(), "status": "done"}), "status 'done'"),
+    (json.dumps({**make_record("bad").to_json(), "metrics": [1]}),
+     "'metrics' must be a JSON object"),
 ])
 def test_corrupt_record_names_the_file(tmp_path, content, message):
     store = Store(tmp_path / "exp")
@@ -227,7 +233,7 @@ def test_corrupt_record_names_the_file(tmp_path, content, message):
         df = load(tmp_path / "exp", strict=False)
     assert list(df.key) == ["good"]
     with pytest.warns(UserWarning, match="bad.json"):
-        assert [r["key"] for r in store.records(strict=False)] == ["good"]
+        assert [r.key for r in store.records(strict=False)] == ["good"]
 
 
 def test_manifest_corrupt_is_user_error(tmp_path):
@@ -239,7 +245,7 @@ def test_manifest_corrupt_is_user_error(tmp_path):
 
 def test_load_curves_with_no_curves_has_columns(tmp_path):
     record = make_record("k1")
-    record["curves"] = []
+    record.curves = []
     Store(tmp_path / "exp").write_record(record)
     curves = load_curves(tmp_path / "exp")
     assert curves.empty and {"key", "epoch", "experiment"} <= set(curves.columns)

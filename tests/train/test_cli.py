@@ -6,9 +6,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
+from resbench.report import make_report
+from resbench.report.sections import Table
+from resbench.store import Store, TrialRecord
 from resbench.train import cli
+from tests.report.fixtures import write_suite
 
 from ..conftest import REPO
 from .conftest import write_yaml
@@ -32,6 +37,57 @@ def test_bench_runs_a_suite_and_prints_the_leaderboard(tiny_suite: Path, tmp_pat
     assert {line.split()[0] for line in table[2:]} == {"tiny_plain", "tiny_res"}
     records = list((tmp_path / "r" / "quick" / "trials").glob("*.json"))
     assert len(records) == 2
+    # the report's leaderboard of the same folder: same rows in the same order, same numbers
+    report = make_report([tmp_path / "r" / "quick"], tmp_path / "report")
+    assert_same_rows(parse_table("\n".join(table)), report_leaderboard(report))
+
+
+def parse_table(text: str) -> list[dict[str, str]]:
+    """A terminal table back into rows, cutting each line at the columns the rule marks."""
+    lines = text.strip("\n").splitlines()
+    spans, start = [], 0
+    for dashes in lines[1].split("  "):
+        spans.append((start, start + len(dashes)))
+        start += len(dashes) + 2
+    cut = [[line[a:b].strip() for a, b in spans] for line in lines]
+    return [dict(zip(cut[0], row)) for row in cut[2:] if any(row)]
+
+
+def report_leaderboard(report) -> list[dict[str, str]]:
+    [table] = [b for s in report.sections if s.id == "leaderboard" for b in s.blocks
+               if isinstance(b, Table)]
+    return table.frame.astype(str).to_dict("records")
+
+
+def assert_same_rows(cli_rows: list[dict[str, str]], report_rows: list[dict[str, str]]) -> None:
+    assert [r["spec"] for r in cli_rows] == [r["spec"] for r in report_rows]
+    shared = set(cli_rows[0]) & set(report_rows[0])
+    assert {"spec", "shortcut", "depth", "final train loss", "final val acc (%)",
+            "best val acc (%)", "params (M)", "status"} <= shared
+    for cli_row, report_row in zip(cli_rows, report_rows):
+        assert {c: cli_row[c] for c in shared} == {c: report_row[c] for c in shared}
+
+
+def test_leaderboard_is_the_reports_table_for_the_terminal(tmp_path: Path):
+    """Plain and residual nets at three depths, two seeds, a diverged and a failed trial: the
+    terminal shows the report's rows and order (best validation accuracy first) and its numbers,
+    and the degradation columns the README shows (final train loss, train error, val acc)."""
+    folder = write_suite(tmp_path / "results")
+    records = list(Store(folder).records())
+    text = cli.leaderboard(records)
+    rows = parse_table(text)
+    assert list(rows[0])[:4] == ["spec", "shortcut", "depth", "seeds"]
+    assert {"final train loss", "train error (%)", "final val acc (%)"} <= set(rows[0])
+    report = make_report([folder], tmp_path / "report")
+    assert_same_rows(rows, report_leaderboard(report))
+    board = pd.read_csv(report.leaderboard_csv)
+    assert [r["spec"] for r in rows] == list(board["name"])
+    by_spec = {r["spec"]: r for r in rows}
+    plain20 = board.set_index("name").loc["plain20"]
+    assert by_spec["plain20"]["seeds"] == "3" and by_spec["plain20"]["status"] == "completed 2, diverged 1"
+    assert by_spec["plain20"]["train error (%)"] == (
+        f"{100 * (1 - plain20['final_train_acc_mean']):.2f} ± {100 * plain20['final_train_acc_std']:.2f}")
+    assert by_spec["resnet20-proj"]["status"] == "completed 1, failed 1"
 
 
 def test_flags_become_the_top_recipe_layer():
@@ -78,7 +134,8 @@ def test_progress_bars_on_a_terminal_and_log_lines_otherwise(capsys, monkeypatch
     metrics = {"train_loss": 0.5, "train_acc": 0.9, "val_acc": 0.8, "epoch_time_s": 1.0,
                "images_per_s": 10.0}
     assert bar.epoch_end(1, metrics) is False
-    bar.trial_end({"spec_name": "net", "seed": 0, "status": "diverged", "reason": "nan"})
+    bar.trial_end(TrialRecord(key="k", experiment="e", spec_name="net", spec_key="s", seed=0,
+                              status="diverged", reason="nan"))
     bar.close()
     captured = capsys.readouterr()
     assert "suite" in captured.err and "2/2" in captured.err and "net seed=0" in captured.err

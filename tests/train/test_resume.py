@@ -42,10 +42,10 @@ def test_sigkill_mid_suite_then_rerun_finishes_each_trial_once(tmp_path: Path, t
     result = run_suite(load_suite(suite), results_root=results, progress="none")
     assert result.skipped == len(first) and result.ran == 4 - len(first)
     records = list(Store(results / "killed").records())
-    assert len(records) == 4 == len({r["key"] for r in records})
-    assert sorted((r["spec_name"], r["seed"]) for r in records) == [
+    assert len(records) == 4 == len({r.key for r in records})
+    assert sorted((r.spec_name, r.seed) for r in records) == [
         ("tiny_plain", 0), ("tiny_plain", 1), ("tiny_res", 0), ("tiny_res", 1)]
-    assert all(r["status"] == "completed" and len(r["curves"]) == 6 for r in records)
+    assert all(r.status == "completed" and len(r.curves) == 6 for r in records)
     for name, content in first.items():  # finished before the kill: not run again
         assert (trials / name).read_bytes() == content
     assert not list(trials.glob(".*.tmp"))

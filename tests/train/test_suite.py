@@ -18,27 +18,27 @@ def test_tiny_suite_end_to_end(tiny_suite: Path, tmp_path: Path):
     result = run_suite(load_suite(tiny_suite), results_root=tmp_path / "results", progress="none")
     assert (result.ran, result.skipped) == (4, 0)
     records = result.records
-    assert sorted((r["spec_name"], r["seed"]) for r in records) == [
+    assert sorted((r.spec_name, r.seed) for r in records) == [
         ("tiny_plain", 0), ("tiny_plain", 1), ("tiny_res", 0), ("tiny_res", 1)]
     for r in records:
-        assert r["status"] == "completed" and r["reason"] is None
-        assert r["experiment"] == "tiny"
-        assert r["spec"]["input_channels"] == 1 and r["spec"]["num_classes"] == 4  # from the data
-        assert [c["epoch"] for c in r["curves"]] == [1, 2]
-        for c in r["curves"]:
-            assert 0 <= c["train_acc"] <= 1 and 0 <= c["val_acc"] <= 1
-            assert math.isfinite(c["train_loss"]) and c["images_per_s"] > 0 and c["lr"] >= 0
-        m = r["metrics"]
-        assert m["params"] > 0 and m["macs"] > 0 and m["epochs"] == 2
-        assert m["latency_ms_b1"] > 0 and m["latency_ms_bn"] > 0 and m["latency_batch"] == 8
-        assert m["peak_memory_bytes"] > 0 and m["peak_memory_kind"] == "process_max_rss"
-        assert m["final_train_loss"] == r["curves"][-1]["train_loss"]
-        steps = sorted({g["step"] for g in r["grad_flow"]})
+        assert r.status == "completed" and r.reason is None
+        assert r.experiment == "tiny"
+        assert r.spec["input_channels"] == 1 and r.spec["num_classes"] == 4  # from the data
+        assert [c.epoch for c in r.curves] == [1, 2]
+        for c in r.curves:
+            assert 0 <= c.train_acc <= 1 and 0 <= c.val_acc <= 1
+            assert math.isfinite(c.train_loss) and c.images_per_s > 0 and c.lr >= 0
+        m = r.metrics
+        assert m.params > 0 and m.macs > 0 and m.epochs == 2
+        assert m.latency_ms_b1 > 0 and m.latency_ms_bn > 0 and m.latency_batch == 8
+        assert m.peak_memory_bytes > 0 and m.peak_memory_kind == "process_max_rss"
+        assert m.final_train_loss == r.curves[-1].train_loss
+        steps = sorted({g.step for g in r.grad_flow})
         assert steps == [0, 2]
-        assert [g["block"] for g in r["grad_flow"] if g["step"] == 0] == ["layer1.0", "layer2.0"]
-        assert all(math.isfinite(g["grad_norm"]) and g["grad_norm"] > 0 for g in r["grad_flow"])
+        assert [g.block for g in r.grad_flow if g.step == 0] == ["layer1.0", "layer2.0"]
+        assert all(math.isfinite(g.grad_norm) and g.grad_norm > 0 for g in r.grad_flow)
     # distinct seeds really train differently; the same seed is reproducible (see test_trial)
-    res = {r["seed"]: r["metrics"]["final_train_loss"] for r in records if r["spec_name"] == "tiny_res"}
+    res = {r.seed: r.metrics.final_train_loss for r in records if r.spec_name == "tiny_res"}
     assert res[0] != res[1]
     store = Store(result.experiment_dir)
     manifest = store.read_manifest()
@@ -51,7 +51,7 @@ def test_tiny_suite_end_to_end(tiny_suite: Path, tmp_path: Path):
 
     again = run_suite(load_suite(tiny_suite), results_root=tmp_path / "results", progress="none")
     assert (again.ran, again.skipped) == (0, 4)
-    assert [r["started_at"] for r in again.records] == [r["started_at"] for r in records]
+    assert [r.started_at for r in again.records] == [r.started_at for r in records]
 
 
 def test_failures_are_recorded_and_the_suite_goes_on(tmp_path: Path, tiny_specs):
@@ -62,15 +62,15 @@ def test_failures_are_recorded_and_the_suite_goes_on(tmp_path: Path, tiny_specs)
         "name": "failing", "specs": ["specs/*.yaml"], "seeds": [0], "recipe": TINY_RECIPE,
         "overrides": [{}, {"transfer": {"init": "wrong.pt"}}]})
     result = run_suite(load_suite(suite), results_root=tmp_path / "results", progress="none")
-    by = {(r["spec_name"], r["suite"]["override"]): r for r in result.records}
+    by = {(r.spec_name, r.suite.override): r for r in result.records}
     assert len(by) == 4
     for name in ("tiny_plain", "tiny_res"):
-        assert by[name, 0]["status"] == "completed"
+        assert by[name, 0].status == "completed"
         failed = by[name, 1]
-        assert failed["status"] == "failed"
-        assert "checkpoint does not fit the model" in failed["reason"]
-        assert "conv1.weight" in failed["reason"] and failed["curves"] == []
-        assert failed["metrics"]["params"] > 0  # measured before training started
+        assert failed.status == "failed"
+        assert "checkpoint does not fit the model" in failed.reason
+        assert "conv1.weight" in failed.reason and failed.curves == []
+        assert failed.metrics.params > 0  # measured before training started
     # failed trials are finished: skipped on a rerun unless asked to retry
     assert run_suite(load_suite(suite), results_root=tmp_path / "results", progress="none").ran == 0
     retry = run_suite(load_suite(suite), results_root=tmp_path / "results", progress="none",
@@ -83,8 +83,8 @@ def test_a_huge_learning_rate_is_recorded_as_diverged(tmp_path: Path, tiny_specs
     suite = write_yaml(tmp_path / "suite.yaml", {"name": "boom", "specs": ["specs/tiny_res.yaml"],
                                                  "recipe": recipe})
     [record] = run_suite(load_suite(suite), results_root=tmp_path / "r", progress="none").records
-    assert record["status"] == "diverged"
-    assert "non-finite training loss at step" in record["reason"]
+    assert record.status == "diverged"
+    assert "non-finite training loss at step" in record.reason
 
 
 def test_a_spec_file_runs_as_a_one_spec_suite(tmp_path: Path, tiny_specs):
@@ -95,8 +95,8 @@ def test_a_spec_file_runs_as_a_one_spec_suite(tmp_path: Path, tiny_specs):
     result = run_suite(suite, results_root=tmp_path / "r", progress="none",
                        flags={"epochs": 1})
     [record] = result.records
-    assert record["seed"] == 3 and record["metrics"]["epochs"] == 1
-    assert record["recipe"]["epochs"] == 1 and result.experiment_dir.name == "one"
+    assert record.seed == 3 and record.metrics.epochs == 1
+    assert record.recipe["epochs"] == 1 and result.experiment_dir.name == "one"
 
 
 def yaml_spec(path: Path) -> dict:

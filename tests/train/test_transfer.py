@@ -77,8 +77,8 @@ def test_transfer_trial_keeps_frozen_stages_and_trains_the_rest(torchvision_weig
         "transfer": {"init": str(path), "freeze": ["stem", "layer1", "layer2"],
                      "unfreeze": {"layer2": 2}}})
     record = run_trial(load_spec(RESNET18), recipe, 0, checkpoint_dir=tmp_path)
-    assert record["status"] == "completed", record["reason"]
-    assert record["spec"]["num_classes"] == 10
+    assert record.status == "completed", record.reason
+    assert record.spec["num_classes"] == 10
     state = torch.load(tmp_path / CHECKPOINT, weights_only=True)["loop"]["model"]
 
     def same(prefix: str) -> bool:

@@ -27,9 +27,9 @@ def data():
 def test_same_seed_same_result(data):
     a = run_trial(SPEC, RECIPE, 0, data=data)
     b = run_trial(SPEC, RECIPE, 0, data=data)
-    assert a["key"] == b["key"]
-    assert [c["train_loss"] for c in a["curves"]] == [c["train_loss"] for c in b["curves"]]
-    assert a["grad_flow"] == b["grad_flow"]
+    assert a.key == b.key
+    assert [c.train_loss for c in a.curves] == [c.train_loss for c in b.curves]
+    assert a.grad_flow == b.grad_flow
 
 
 def test_interrupted_trial_resumes_from_its_checkpoint_exactly(data, tmp_path: Path):
@@ -45,19 +45,19 @@ def test_interrupted_trial_resumes_from_its_checkpoint_exactly(data, tmp_path: P
     with pytest.raises(KeyboardInterrupt):
         run_trial(SPEC, RECIPE, 0, data=data, reporter=interrupt, checkpoint_dir=tmp_path)
     state = torch.load(tmp_path / CHECKPOINT, weights_only=True)
-    assert state["epoch"] == 1 and state["key"] == full["key"]
+    assert state["epoch"] == 1 and state["key"] == full.key
     resumed = run_trial(SPEC, RECIPE, 0, data=data, checkpoint_dir=tmp_path)
-    assert resumed["resumed_from_epoch"] == 1 and resumed["status"] == "completed"
-    assert [c["epoch"] for c in resumed["curves"]] == [1, 2, 3]
+    assert resumed.resumed_from_epoch == 1 and resumed.status == "completed"
+    assert [c.epoch for c in resumed.curves] == [1, 2, 3]
     for key in ("train_loss", "train_acc", "val_loss", "val_acc", "lr"):
-        assert [c[key] for c in resumed["curves"]] == [c[key] for c in full["curves"]]
-    assert resumed["grad_flow"] == full["grad_flow"]
+        assert [getattr(c, key) for c in resumed.curves] == [getattr(c, key) for c in full.curves]
+    assert resumed.grad_flow == full.grad_flow
 
 
 def test_a_checkpoint_of_another_trial_is_ignored(data, tmp_path: Path):
     run_trial(SPEC, RECIPE, 1, data=data, checkpoint_dir=tmp_path)
     record = run_trial(SPEC, RECIPE, 0, data=data, checkpoint_dir=tmp_path)
-    assert "resumed_from_epoch" not in record and len(record["curves"]) == 3
+    assert "resumed_from_epoch" not in record.to_json() and len(record.curves) == 3
 
 
 def test_reporter_can_prune(data):
@@ -68,7 +68,7 @@ def test_reporter_can_prune(data):
         return epoch == 2
 
     record = run_trial(SPEC, RECIPE, 0, data=data, reporter=stop_after_two)
-    assert record["status"] == "pruned" and len(record["curves"]) == 2
+    assert record.status == "pruned" and len(record.curves) == 2
     assert seen[0] == (1, ["epoch", "epoch_time_s", "images_per_s", "lr", "train_acc",
                            "train_loss", "train_time_s", "val_acc", "val_loss"])
 
@@ -111,9 +111,9 @@ def test_autocast_and_channels_last_run_on_cpu(data, precision):
     recipe = parse_recipe({**TINY_RECIPE, "epochs": 1, "precision": precision,
                            "channels_last": True, "optimizer": {"name": "adamw", "lr": 0.01}})
     record = run_trial(SPEC, recipe, 0, data=data)
-    assert record["status"] == "completed", record["reason"]
-    assert record["recipe"]["precision"] == precision
-    assert all(g["grad_norm"] > 0 for g in record["grad_flow"])  # unscaled, finite
+    assert record.status == "completed", record.reason
+    assert record.recipe["precision"] == precision
+    assert all(g.grad_norm > 0 for g in record.grad_flow)  # unscaled, finite
 
 
 def test_a_trial_checkpoint_initialises_another_trial(data, tmp_path: Path):
@@ -136,7 +136,7 @@ def test_throughput_counts_training_images_over_training_time(data):
     record = run_trial(SPEC, RECIPE, 0, data=data)
     trained = len(data.train) // RECIPE.batch_size * RECIPE.batch_size
     assert 0 < trained < len(data.train)  # the set has a ragged last batch, which is dropped
-    for row in record["curves"]:
-        assert row["images_per_s"] * row["train_time_s"] == pytest.approx(trained)
-    assert record["metrics"]["train_time_s"] == pytest.approx(
-        sum(r["train_time_s"] for r in record["curves"]))
+    for row in record.curves:
+        assert row.images_per_s * row.train_time_s == pytest.approx(trained)
+    assert record.metrics.train_time_s == pytest.approx(
+        sum(r.train_time_s for r in record.curves))
