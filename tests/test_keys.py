@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
-import pytest
 
 from resbench.spec import parse_spec
 from resbench.spec.recipe import Recipe, parse_recipe
