@@ -4,8 +4,8 @@ registration; the compiler (``resbench.compile``) looks kinds up by the names sp
 from __future__ import annotations
 
 from resbench.blocks.layers import ACTIVATIONS, NORMS, DropPath, SqueezeExcite, conv
+from resbench.blocks.regnet import RegNetBlock
 from resbench.blocks.residual import (
-    BLOCKS,
     BasicBlock,
     BlockOptions,
     Bottleneck,
@@ -16,6 +16,16 @@ from resbench.blocks.residual import (
 )
 from resbench.blocks.shortcuts import SHORTCUTS, Gate, IncompatibleShapes, Shortcut, ZeroPad
 from resbench.blocks.stems import STEMS, Stem
+from resbench.registry import Registry
+
+# The block kinds, by their vocabulary names (``resbench.spec.vocab.BLOCKS``).
+BLOCKS: Registry[type[ResidualBlock]] = Registry("block", {
+    "basic": BasicBlock,
+    "bottleneck": Bottleneck,
+    "preact_basic": PreActBasicBlock,
+    "preact_bottleneck": PreActBottleneck,
+    "regnet": RegNetBlock,
+})
 
 __all__ = [
     "ACTIVATIONS",
@@ -32,6 +42,7 @@ __all__ = [
     "IncompatibleShapes",
     "PreActBasicBlock",
     "PreActBottleneck",
+    "RegNetBlock",
     "ResidualBlock",
     "Shortcut",
     "SqueezeExcite",

@@ -63,11 +63,14 @@ def conv(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
 
 
 class SqueezeExcite(nn.Module):
-    """x · σ(fc2(act(fc1(avgpool(x))))), channel attention (Hu et al. 2018), 1x1-conv fcs."""
+    """x · σ(fc2(act(fc1(avgpool(x))))), channel attention (Hu et al. 2018), 1x1-conv fcs;
+    reduced to ``round(channels * ratio)`` channels, or to ``reduced`` where given (RegNet sizes
+    it from the block's input)."""
 
-    def __init__(self, channels: int, ratio: float, act: ActFactory) -> None:
+    def __init__(self, channels: int, ratio: float, act: ActFactory,
+                 reduced: int | None = None) -> None:
         super().__init__()
-        reduced = max(1, round(channels * ratio))
+        reduced = max(1, round(channels * ratio) if reduced is None else reduced)
         self.fc1 = nn.Conv2d(channels, reduced, 1)
         self.act = act(True)
         self.fc2 = nn.Conv2d(reduced, channels, 1)

@@ -20,7 +20,7 @@ from resbench.blocks.layers import (
     no_norm,
 )
 from resbench.blocks.shortcuts import SHORTCUTS, Shortcut
-from resbench.registry import Registry
+from resbench.spec.vocab import BLOCKS as VOCABULARY
 
 
 class IncompatibleOptions(ValueError):
@@ -40,6 +40,7 @@ class BlockOptions:
     se_ratio: float = 0.0
     drop_path: float = 0.0
     shortcut_options: Mapping[str, Any] = field(default_factory=dict)  # the kind's, all set
+    block_options: Mapping[str, Any] = field(default_factory=dict)  # the block kind's (if any)
 
     @property
     def normalized(self) -> bool:
@@ -59,12 +60,15 @@ class BlockOptions:
     @classmethod
     def of(cls, *, shortcut: str = "identity", norm: str = "batch", activation: str = "relu",
            groups: int = 1, width_per_group: int = 64, expansion: int = 1, se_ratio: float = 0.0,
-           drop_path: float = 0.0, **shortcut_options: Any) -> BlockOptions:
+           drop_path: float = 0.0, block_options: Mapping[str, Any] | None = None,
+           **shortcut_options: Any) -> BlockOptions:
         """Options from registry names (``shortcut="gated"``, ``norm="group"``, ...); the
-        shortcut's own options (``gate_bias=-2.0``) default to the vocabulary's values."""
+        shortcut's own options (``gate_bias=-2.0``) default to the vocabulary's values, and so
+        do a block kind's (``block_options={"group_width": 16}``, read by the block)."""
         kind = SHORTCUTS.get(shortcut)
         return cls(kind, NORMS.get(norm), ACTIVATIONS.get(activation), groups, width_per_group,
-                   expansion, se_ratio, drop_path, kind.options(shortcut_options))
+                   expansion, se_ratio, drop_path, kind.options(shortcut_options),
+                   dict(block_options or {}))
 
 
 class ResidualBlock(nn.Module):
@@ -77,6 +81,7 @@ class ResidualBlock(nn.Module):
     """
 
     preact: ClassVar[bool] = False
+    kind: ClassVar[str] = ""  # its vocabulary name
 
     def __init__(self, in_channels: int, width: int, stride: int, opts: BlockOptions) -> None:
         super().__init__()
@@ -106,6 +111,12 @@ class ResidualBlock(nn.Module):
         self.shortcut.train(mode)
         return self
 
+    def _option(self, opts: BlockOptions, name: str) -> Any:
+        """The block kind's option ``name``: as given in ``opts``, else the vocabulary's
+        default."""
+        given = opts.block_options.get(name)
+        return VOCABULARY[self.kind].options[name].default if given is None else given
+
     def _branch_end(self) -> tuple[nn.Module, ...]:
         """The branch's last layers, last norm first: what ``zero_init_last`` zeroes."""
         raise NotImplementedError
@@ -124,9 +135,6 @@ class ResidualBlock(nn.Module):
         return f"{self.in_channels} -> {self.out_channels}, stride={self.stride}"
 
 
-BLOCKS: Registry[type[ResidualBlock]] = Registry("block")
-
-
 def _basic_only(opts: BlockOptions, kind: str) -> None:
     if opts.groups != 1 or opts.width_per_group != 64:
         raise IncompatibleOptions(
@@ -138,9 +146,10 @@ def _inner_width(width: int, opts: BlockOptions) -> int:
     return int(width * opts.width_per_group / 64) * opts.groups
 
 
-@BLOCKS.register("basic")
 class BasicBlock(ResidualBlock):
     """y = act(shortcut(F(x), x)), F = bn2(conv2(act(bn1(conv1(x))))): two 3x3 convs (He 2015)."""
+
+    kind = "basic"
 
     def __init__(self, in_channels: int, width: int, stride: int, opts: BlockOptions) -> None:
         super().__init__(in_channels, width, stride, opts)
@@ -166,10 +175,11 @@ class BasicBlock(ResidualBlock):
         return self.relu(self.shortcut.forward(out, x, x))
 
 
-@BLOCKS.register("bottleneck")
 class Bottleneck(ResidualBlock):
     """y = act(shortcut(F(x), x)), F = 1x1 reduce, 3x3 (stride, groups), 1x1 expand, each normed
     (ResNet v1.5: the stride sits on the 3x3, as in torchvision)."""
+
+    kind = "bottleneck"
 
     def __init__(self, in_channels: int, width: int, stride: int, opts: BlockOptions) -> None:
         super().__init__(in_channels, width, stride, opts)
@@ -198,10 +208,11 @@ class Bottleneck(ResidualBlock):
         return self.relu(self.shortcut.forward(out, x, x))
 
 
-@BLOCKS.register("preact_basic")
 class PreActBasicBlock(ResidualBlock):
     """y = shortcut(F(x), x), F = conv2(act(bn2(conv1(act(bn1(x)))))), full pre-activation
     (He et al. 2016); projecting shortcuts read the shared act(bn1(x))."""
+
+    kind = "preact_basic"
 
     preact = True
 
@@ -230,10 +241,11 @@ class PreActBasicBlock(ResidualBlock):
         return self.shortcut.forward(out, x, pre)
 
 
-@BLOCKS.register("preact_bottleneck")
 class PreActBottleneck(ResidualBlock):
     """y = shortcut(F(x), x), F = conv3(act(bn3(conv2(act(bn2(conv1(act(bn1(x))))))))), the
     pre-activation bottleneck (He et al. 2016; stride on the 3x3)."""
+
+    kind = "preact_bottleneck"
 
     preact = True
 

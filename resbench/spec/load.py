@@ -163,6 +163,8 @@ def _allowed_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[Any] | Non
 
 
 def _flatten(annotation: Any) -> list[Any]:
+    if get_origin(annotation) is typing.Annotated:
+        return _flatten(get_args(annotation)[0])
     if get_origin(annotation) in (typing.Union, types.UnionType):
         return [a for arg in get_args(annotation) for a in _flatten(arg)]
     return [annotation]
@@ -179,6 +181,8 @@ def _element_type(annotation: Any) -> Any:
     for candidate in _flatten(annotation):
         if get_origin(candidate) in (list, tuple) and get_args(candidate):
             return get_args(candidate)[0]
+        if get_origin(candidate) is dict:  # per-block settings by index
+            return get_args(candidate)[1]
     return None
 
 

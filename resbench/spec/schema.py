@@ -1,13 +1,15 @@
 """The spec schema: frozen, typed, validated once at load time. No torch here."""
 from __future__ import annotations
 
-from typing import Any, Optional, TypeVar
+from typing import Annotated, Any, Optional, TypeVar, Union
 
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     PositiveInt,
+    Tag,
     create_model,
     field_validator,
     model_validator,
@@ -17,9 +19,10 @@ from resbench.canonical import content_key
 from resbench.spec.vocab import (
     ALWAYS_KEYED_OPTIONS,
     BLOCKS,
+    KIND_OPTIONS,
     RESHAPING_SHORTCUTS,
-    SHORTCUT_OPTIONS,
     SHORTCUTS,
+    STEM_WIDTHS,
     STEMS,
     ActivationKind,
     BlockKind,
@@ -44,10 +47,21 @@ class ShapeError(ValueError):
 
 
 class StemSpec(Frozen):
-    """The stem: ``cifar`` (one 3x3 conv), ``imagenet`` (7x7/2 + max-pool), ``deep`` (3x 3x3)."""
+    """The stem: ``cifar`` (one 3x3 conv), ``imagenet`` (7x7/2 + max-pool), ``deep`` (3x 3x3),
+    ``conv3x3`` (one 3x3/2 conv, RegNet's)."""
 
     kind: StemKind
     width: Optional[PositiveInt] = Field(None, description="Output channels (default by kind).")
+    widths: Optional[tuple[PositiveInt, ...]] = Field(
+        None, description="The deep stem's three conv widths (default: width/2, width/2, width); "
+        "the last is the stem's width.")
+
+    def conv_widths(self) -> tuple[int, ...]:
+        """Output channels of each of the stem's convolutions (resolved stems only)."""
+        if self.widths is not None:
+            return self.widths
+        n = STEM_WIDTHS.get(self.kind, 1)
+        return (*(self.width // 2,) * (n - 1), self.width)
 
 
 class HeadSpec(Frozen):
@@ -56,14 +70,18 @@ class HeadSpec(Frozen):
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
 
 
-def _with_shortcut_options(base: type[M], name: str) -> type[M]:
-    """``base`` followed by one optional field per shortcut option the vocabulary declares (unset:
-    a stage of that kind gets the declared default; other stages must leave it unset)."""
-    fields: dict[str, Any] = {
+def _kind_option_fields() -> dict[str, Any]:
+    """One optional field per block or shortcut option the vocabulary declares (unset: a stage or
+    block of that kind gets the declared default; others must leave it unset)."""
+    return {
         field: (Optional[option.type], Field(None, description=(
-            f"{option.description} Only for the {kind!r} shortcut (default {option.default!r}).")))
-        for field, (kind, option) in SHORTCUT_OPTIONS.items()}
-    return create_model(name, __base__=base, __module__=__name__, **fields)
+            f"{option.description} Only for the {kind!r} {axis} (default {option.default!r}).")))
+        for field, (axis, kind, option) in KIND_OPTIONS.items()}
+
+
+def _with_kind_options(base: type[M], name: str, **more: Any) -> type[M]:
+    """``base`` followed by the kind options' fields, then ``more``."""
+    return create_model(name, __base__=base, __module__=__name__, **_kind_option_fields(), **more)
 
 
 SHORTCUT_HELP = "How x reaches the block's output. " + "; ".join(
@@ -71,10 +89,9 @@ SHORTCUT_HELP = "How x reaches the block's output. " + "; ".join(
     for kind, info in SHORTCUTS.items())
 
 
-class _StageFields(Frozen):
-    depth: PositiveInt
-    width: PositiveInt
-    stride: int = Field(1, ge=1, le=4)
+class _BlockFields(Frozen):
+    """The options one block can take (per stage, or per block of a stage)."""
+
     block: Optional[BlockKind] = None
     shortcut: Optional[ShortcutKind] = Field(None, description=SHORTCUT_HELP)
     groups: Optional[PositiveInt] = None
@@ -83,15 +100,49 @@ class _StageFields(Frozen):
     se_ratio: Optional[float] = Field(None, ge=0.0, le=1.0)
 
 
-class StageSpec(_with_shortcut_options(_StageFields, "_StageOptions")):  # type: ignore[misc]
+class BlockSpec(_with_kind_options(_BlockFields, "_BlockOptions")):  # type: ignore[misc]
+    """Settings of one block of a stage that differ from the stage's (``stages[i].blocks``)."""
+
+
+# The fields a block can override: every block option.
+BLOCK_FIELDS = tuple(BlockSpec.model_fields)
+
+
+class _StageFields(Frozen):
+    depth: Optional[PositiveInt] = Field(
+        None, description="Blocks in the stage (default: the length of a list of blocks).")
+    width: PositiveInt
+    stride: int = Field(1, ge=1, le=4)
+
+
+def _blocks_form(value: Any) -> str:
+    return "list" if isinstance(value, (list, tuple)) else "dict"
+
+
+# A mapping or a list; the discriminator reports only the errors of the form given.
+_BLOCKS_FIELD = (Optional[Annotated[Union[Annotated[dict[int, BlockSpec], Tag("dict")],
+                                          Annotated[list[BlockSpec], Tag("list")]],
+                                    Discriminator(_blocks_form)]], Field(
+    None, description="Per-block settings: {index: {field: value}} (negative indices count from "
+    "the end) or one mapping per block."))
+
+
+class StageSpec(_with_kind_options(  # type: ignore[misc]
+        create_model("_StageBlockFields", __base__=_StageFields, __module__=__name__,
+                     **{f: (i.annotation, i) for f, i in _BlockFields.model_fields.items()}),
+        "_StageOptions", blocks=_BLOCKS_FIELD)):
     """One stage: ``depth`` blocks of ``width`` planes; the first block applies ``stride``.
 
-    Fields left out take the spec's top-level defaults; after validation every field is set.
+    Fields left out take the spec's top-level defaults; after validation every field is set (to
+    block 0's settings), and ``blocks`` is None or maps each later block that differs from block
+    0 to the fields in which it differs (``block_at(j)`` gives block j's full settings).
     """
 
     @property
     def out_channels(self) -> int:
-        return self.width * (self.expansion or BLOCKS[self.block or "basic"].expansion)
+        """Output channels of the stage (of its last block)."""
+        last = self.block_at(self.depth - 1) if self.blocks else self
+        return last.width * (last.expansion or BLOCKS[last.block or "basic"].expansion)
 
     @property
     def inner_width(self) -> int:
@@ -102,10 +153,29 @@ class StageSpec(_with_shortcut_options(_StageFields, "_StageOptions")):  # type:
         """This stage's shortcut options by name (those its kind declares, resolved)."""
         return {name: getattr(self, name) for name in SHORTCUTS[self.shortcut].options}
 
+    def block_options(self) -> dict[str, Any]:
+        """This stage's block-kind options by name (those its kind declares, resolved)."""
+        return {name: getattr(self, name) for name in BLOCKS[self.block].options}
+
+    def block_at(self, j: int) -> StageSpec:
+        """Block ``j``'s settings as a one-kind stage (``blocks`` None) of a resolved stage."""
+        override = (self.blocks or {}).get(j)
+        if override is None:
+            return self if not self.blocks else self.model_copy(update={"blocks": None})
+        fields = {f: getattr(override, f) for f in override.model_fields_set}
+        return self.model_copy(update={**fields, "blocks": None})
+
+    def block_settings(self) -> list[StageSpec]:
+        """``block_at(j)`` for every block, in order."""
+        return [self.block_at(j) for j in range(self.depth)]
+
 
 # Top-level fields that act as defaults for every stage.
 STAGE_DEFAULTS = ("block", "shortcut", "groups", "width_per_group", "expansion", "se_ratio",
-                  *SHORTCUT_OPTIONS)
+                  *KIND_OPTIONS)
+# Fields new since keys were first pinned: left out of the canonical form where unused, so that
+# no existing spec's key changes.
+NEW_KIND_OPTIONS = tuple(f for f in KIND_OPTIONS if f not in ALWAYS_KEYED_OPTIONS)
 
 
 class _SpecFields(Frozen):
@@ -129,7 +199,7 @@ class _SpecFields(Frozen):
     se_ratio: float = Field(0.0, ge=0.0, le=1.0)
 
 
-class Spec(_with_shortcut_options(_SpecFields, "_SpecOptions")):  # type: ignore[misc]
+class Spec(_with_kind_options(_SpecFields, "_SpecOptions")):  # type: ignore[misc]
     """A residual (or plain) network as data."""
 
     stages: tuple[StageSpec, ...] = Field(min_length=1)
@@ -143,51 +213,46 @@ class Spec(_with_shortcut_options(_SpecFields, "_SpecOptions")):  # type: ignore
 
     @model_validator(mode="after")
     def _resolve(self) -> Spec:
-        stem = self.stem
-        if stem.width is None:
-            stem = stem.model_copy(update={"width": STEMS[stem.kind].width})
+        stem = _resolve_stem(self.stem)
         stages = tuple(self._resolve_stage(i, s) for i, s in enumerate(self.stages))
         self._check_top_level_options(stages)
-        _check_shapes(stem.width, stages)
+        _check_shapes(stem.width, stages, self.stages)
         size = self.input_size or STEMS[stem.kind].input_size
         for key, value in (("stem", stem), ("stages", stages), ("input_size", size)):
             object.__setattr__(self, key, value)
         return self
 
     def _resolve_stage(self, i: int, stage: StageSpec) -> StageSpec:
+        """Fill a stage from the top-level defaults and resolve each block that differs; the
+        stage keeps block 0's settings and ``blocks`` the later blocks' differences."""
+        where = f"stages[{i}]"
+        depth, overrides = _block_overrides(where, stage)
         explicit = stage.model_fields_set
         filled = {k: getattr(self, k) for k in STAGE_DEFAULTS if getattr(stage, k) is None}
-        stage = stage.model_copy(update=filled)
-        info = BLOCKS[stage.block]
-        where = f"stages[{i}]"
-        if stage.expansion is None:
-            stage = stage.model_copy(update={"expansion": info.expansion})
-        if info.grouped and stage.inner_width < 1:
-            raise ShapeError(f"{where}.width_per_group", "a bottleneck's inner width "
-                             "int(width * width_per_group / 64) * groups must be at least 1, but is "
-                             f"int({stage.width} * {stage.width_per_group} / 64) * {stage.groups} = 0",
-                             stage.width_per_group)
-        if not info.grouped and (stage.groups != 1 or stage.width_per_group != 64):
-            field = "groups" if stage.groups != 1 else "width_per_group"
-            raise ShapeError(f"{where}.{field}", f"{stage.block!r} blocks support only groups=1 and "
-                             "width_per_group=64; use a bottleneck block for grouped convolutions",
-                             getattr(stage, field))
-        for field, (kind, option) in SHORTCUT_OPTIONS.items():
-            value = getattr(stage, field)
-            if stage.shortcut == kind:
-                if value is None:
-                    stage = stage.model_copy(update={field: option.default})
-            elif value is not None and field not in explicit:
-                stage = stage.model_copy(update={field: None})  # a top-level default, unused here
-            elif value is not None:
-                raise ShapeError(f"{where}.{field}", f"{field} applies only to the {kind!r} "
-                                 f"shortcut, but this stage's shortcut is {stage.shortcut!r}", value)
-        return stage
+        base = stage.model_copy(update={**filled, "depth": depth, "blocks": None})
+        plain = _resolve_block(where, base, explicit, ())
+        resolved = {j: _resolve_block(f"{where}.blocks[{k}]", base.model_copy(update=fields),
+                                      explicit, tuple(fields))
+                    for j, (k, fields) in overrides.items()}
+        settings = [plain, *resolved.values()] if len(resolved) < depth else [*resolved.values()]
+        for field, (axis, kind, _) in KIND_OPTIONS.items():
+            if field in explicit and getattr(stage, field) is not None and not any(
+                    getattr(b, axis) == kind for b in settings):
+                raise ShapeError(f"{where}.{field}", f"{field} applies only to the {kind!r} {axis}"
+                                 f", but this stage's {axis} is {getattr(plain, axis)!r}",
+                                 getattr(stage, field))
+        first = resolved.get(0, plain)
+        later = {j: resolved.get(j, plain) for j in (range(1, depth) if 0 in resolved else resolved)}
+        diffs = {j: _differences(first, b) for j, b in sorted(later.items())}
+        diffs = {j: BlockSpec(**d) for j, d in diffs.items() if d}
+        return first.model_copy(update={"blocks": diffs or None})
 
     def _check_top_level_options(self, stages: tuple[StageSpec, ...]) -> None:
-        for field, (kind, _) in SHORTCUT_OPTIONS.items():
-            if getattr(self, field) is not None and not any(s.shortcut == kind for s in stages):
-                raise ShapeError(field, f"{field} applies only to the {kind!r} shortcut, "
+        used = {(axis, getattr(b, axis)) for s in stages for b in _distinct_blocks(s)
+                for axis in ("block", "shortcut")}
+        for field, (axis, kind, _) in KIND_OPTIONS.items():
+            if getattr(self, field) is not None and (axis, kind) not in used:
+                raise ShapeError(field, f"{field} applies only to the {kind!r} {axis}, "
                                  "which no stage uses", getattr(self, field))
 
     # ----- derived views -------------------------------------------------------------------
@@ -195,7 +260,11 @@ class Spec(_with_shortcut_options(_SpecFields, "_SpecOptions")):  # type: ignore
     @property
     def depth(self) -> int:
         """Weighted layers as the papers count them: stem convs + branch convs + the classifier."""
-        branch = sum(s.depth * BLOCKS[s.block].convs for s in self.stages)
+        branch = 0
+        for s in self.stages:
+            changed = s.blocks or {}
+            branch += (s.depth - len(changed)) * BLOCKS[s.block].convs
+            branch += sum(BLOCKS[s.block_at(j).block].convs for j in changed)
         return STEMS[self.stem.kind].convs + branch + 1
 
     def stage_channels(self) -> list[int]:
@@ -204,13 +273,22 @@ class Spec(_with_shortcut_options(_SpecFields, "_SpecOptions")):  # type: ignore
 
     def canonical(self) -> dict[str, Any]:
         """The resolved architecture alone: no name, description, recipe or unused defaults; a
-        stage lists its shortcut kind's options (and ``ALWAYS_KEYED_OPTIONS``, null if unused)."""
+        stage lists its kinds' options (and ``ALWAYS_KEYED_OPTIONS``, null if unused), and
+        ``blocks`` only where a block differs from block 0, with the fields in which it differs;
+        fields and stem widths added to the language since keys were pinned appear only where
+        they are used, so every spelling of a net has one canonical form and old keys hold."""
         data = self.model_dump(mode="json", exclude={"name", "description", "recipe",
                                                      *STAGE_DEFAULTS})
+        if data["stem"]["widths"] is None:
+            del data["stem"]["widths"]
         for stage, out in zip(self.stages, data["stages"]):
-            for field, (kind, _) in SHORTCUT_OPTIONS.items():
-                if kind != stage.shortcut and field not in ALWAYS_KEYED_OPTIONS:
-                    del out[field]
+            _drop_unused_options(stage, out)
+            if stage.blocks is None:
+                del out["blocks"]
+            else:
+                out["blocks"] = {str(j): {f: v for f, v in b.model_dump(mode="json").items()
+                                          if f in b.model_fields_set and v is not None}
+                                 for j, b in stage.blocks.items()}
         return data
 
     def __hash__(self) -> int:
@@ -224,7 +302,7 @@ class Spec(_with_shortcut_options(_SpecFields, "_SpecOptions")):  # type: ignore
         """Flat fields for tables and grouping (one value per field; ``mixed`` if stages differ)."""
 
         def common(field: str) -> Any:
-            values = {getattr(s, field) for s in self.stages}
+            values = {getattr(b, field) for s in self.stages for b in _distinct_blocks(s)}
             return values.pop() if len(values) == 1 else "mixed"
 
         shortcut = common("shortcut")
@@ -253,26 +331,152 @@ class Spec(_with_shortcut_options(_SpecFields, "_SpecOptions")):  # type: ignore
         }
 
 
-def _check_shapes(stem_width: int, stages: tuple[StageSpec, ...]) -> None:
-    """Catch shortcut/shape combinations that cannot build, before any tensor exists."""
+def _resolve_stem(stem: StemSpec) -> StemSpec:
+    widths = stem.widths
+    if widths is None:
+        return stem.model_copy(update={"width": stem.width or STEMS[stem.kind].width})
+    convs = STEM_WIDTHS.get(stem.kind)
+    if convs is None:
+        raise ShapeError("stem.widths", f"widths applies only to the {' and '.join(STEM_WIDTHS)} "
+                         f"stem, whose convs can differ in width; the {stem.kind} stem has one "
+                         "conv: give its width", list(widths), sorted(STEM_WIDTHS))
+    if len(widths) != convs:
+        raise ShapeError("stem.widths", f"the {stem.kind} stem has {convs} convs, so widths "
+                         f"needs {convs} numbers, got {len(widths)}", list(widths))
+    if stem.width is not None and stem.width != widths[-1]:
+        raise ShapeError("stem.width", f"the stem's width is its last conv's, widths[-1] = "
+                         f"{widths[-1]}, but width is {stem.width}", stem.width)
+    default = (*(widths[-1] // 2,) * (convs - 1), widths[-1])
+    return stem.model_copy(update={"width": widths[-1],
+                                   "widths": None if widths == default else widths})
+
+
+def _block_overrides(where: str, stage: StageSpec) -> tuple[int, dict[int, tuple[Any, dict]]]:
+    """The stage's depth, and its per-block overrides by block index: (the index as written,
+    the fields it sets)."""
+    blocks, depth = stage.blocks, stage.depth
+    if isinstance(blocks, list):
+        if depth is not None and depth != len(blocks):
+            raise ShapeError(f"{where}.blocks", f"lists {len(blocks)} blocks, but the stage's "
+                             f"depth is {depth}; give one or the other, or make them agree",
+                             len(blocks))
+        depth = len(blocks)
+        if depth == 0:
+            raise ShapeError(f"{where}.blocks", "a stage needs at least one block", blocks)
+        items = list(enumerate(blocks))
+    elif depth is None:
+        raise ShapeError(f"{where}.depth", "required field is missing (a stage needs a depth, "
+                         "or a list of blocks)")
+    else:
+        items = list((blocks or {}).items())
+    out: dict[int, tuple[Any, dict]] = {}
+    seen: dict[int, Any] = {}
+    for key, block in items:
+        j = key + depth if key < 0 else key
+        if not 0 <= j < depth:
+            raise ShapeError(f"{where}.blocks[{key}]", f"block {key} does not exist: this stage "
+                             f"has {depth} blocks (indices 0..{depth - 1}, or -{depth}..-1 from "
+                             "the end)", key, list(range(depth)))
+        if j in seen:
+            raise ShapeError(f"{where}.blocks[{key}]", f"block {key} is block {j}, which "
+                             f"blocks[{seen[j]}] already sets", key)
+        seen[j] = key
+        fields = {f: getattr(block, f) for f in block.model_fields_set}
+        if fields:
+            out[j] = (key, fields)
+    return depth, dict(sorted(out.items()))
+
+
+def _resolve_block(where: str, block: StageSpec, stage_explicit: Any,
+                   block_explicit: tuple[str, ...]) -> StageSpec:
+    """One block's settings (``blocks`` None): kind defaults filled, and options of a kind the
+    block is not dropped where inherited, refused where the block sets them itself."""
+    info = BLOCKS[block.block]
+    if block.expansion is None:
+        block = block.model_copy(update={"expansion": info.expansion})
+    if info.grouped and block.inner_width < 1:
+        raise ShapeError(f"{where}.width_per_group", "a bottleneck's inner width "
+                         "int(width * width_per_group / 64) * groups must be at least 1, but is "
+                         f"int({block.width} * {block.width_per_group} / 64) * {block.groups} = 0",
+                         block.width_per_group)
+    if not info.grouped and (block.groups != 1 or block.width_per_group != 64):
+        field = "groups" if block.groups != 1 else "width_per_group"
+        hint = ("; a regnet block's groups follow from group_width" if block.block == "regnet"
+                else "; use a bottleneck block for grouped convolutions")
+        raise ShapeError(f"{where}.{field}", f"{block.block!r} blocks support only groups=1 and "
+                         f"width_per_group=64{hint}", getattr(block, field))
+    update: dict[str, Any] = {}
+    for field, (axis, kind, option) in KIND_OPTIONS.items():
+        value = getattr(block, field)
+        if getattr(block, axis) == kind:
+            if value is None:
+                update[field] = option.default
+        elif value is not None and field in block_explicit:
+            raise ShapeError(f"{where}.{field}", f"{field} applies only to the {kind!r} {axis}, "
+                             f"but this block's {axis} is {getattr(block, axis)!r}", value)
+        elif value is not None:
+            update[field] = None  # inherited from the stage or the top level, unused here
+    block = block.model_copy(update=update) if update else block
+    if block.block == "regnet":
+        inner = round(block.width * block.bottleneck_ratio)
+        if inner < 1 or inner % block.group_width:
+            raise ShapeError(f"{where}.group_width", "a regnet block's inner width "
+                             f"round(width * bottleneck_ratio) = round({block.width} * "
+                             f"{block.bottleneck_ratio:g}) = {inner} must be a positive multiple "
+                             f"of group_width {block.group_width}", block.group_width)
+    return block
+
+
+def _differences(first: StageSpec, other: StageSpec) -> dict[str, Any]:
+    return {f: getattr(other, f) for f in BLOCK_FIELDS if getattr(other, f) != getattr(first, f)}
+
+
+def _distinct_blocks(stage: StageSpec) -> list[StageSpec]:
+    """Block 0's settings and those of every later block that differs (resolved stages)."""
+    return [stage, *(stage.block_at(j) for j in stage.blocks or ())]
+
+
+def _drop_unused_options(stage: StageSpec, out: dict[str, Any]) -> None:
+    for field, (axis, kind, _) in KIND_OPTIONS.items():
+        if kind != getattr(stage, axis) and field not in ALWAYS_KEYED_OPTIONS:
+            del out[field]
+
+
+def _check_shapes(stem_width: int, stages: tuple[StageSpec, ...],
+                  given: tuple[StageSpec, ...]) -> None:
+    """Catch shortcut/shape combinations that cannot build, before any tensor exists: every
+    block that can differ from its predecessor (the first two, and each one around a per-block
+    setting) is checked."""
     channels = stem_width
-    for i, stage in enumerate(stages):
-        out = stage.out_channels
-        for j, (c_in, stride) in enumerate(((channels, stage.stride), (out, 1))):
-            if j == 1 and stage.depth == 1:
-                break
+    for i, (stage, raw) in enumerate(zip(stages, given)):
+        changed = stage.blocks or {}
+        overrides = _block_overrides(f"stages[{i}]", raw)[1]
+        check = sorted({0, 1, *changed, *(j + 1 for j in changed), *overrides}
+                       & set(range(stage.depth)))
+        for j in check:
+            c_in = channels if j == 0 else _out_channels(stage.block_at(j - 1))
+            stride = stage.stride if j == 0 else 1
+            block = stage.block_at(j)
+            out = _out_channels(block)
             reshapes = c_in != out or stride != 1
-            kind, info = stage.shortcut, SHORTCUTS[stage.shortcut]
+            kind, info = block.shortcut, SHORTCUTS[block.shortcut]
+            key, fields = overrides.get(j, (None, {}))
+            where = (f"stages[{i}].blocks[{key}].shortcut" if "shortcut" in fields
+                     else f"stages[{i}].shortcut")
             article = "an" if kind[0] in "aeiou" else "a"
             if reshapes and not info.reshapes:
                 raise ShapeError(
-                    f"stages[{i}].shortcut",
+                    where,
                     f"{article} {kind} shortcut cannot change shape, but block {j} of this stage "
                     f"maps {c_in} to {out} channels with stride {stride}",
-                    stage.shortcut, sorted(RESHAPING_SHORTCUTS))
+                    kind, sorted(RESHAPING_SHORTCUTS))
             if not info.narrows and out < c_in:
                 raise ShapeError(
-                    f"stages[{i}].shortcut",
+                    where,
                     f"{article} {kind} shortcut can only add channels, but block {j} of this stage "
-                    f"maps {c_in} to {out} channels", stage.shortcut)
-        channels = out
+                    f"maps {c_in} to {out} channels", kind)
+        channels = stage.out_channels
+
+
+def _out_channels(block: StageSpec) -> int:
+    return block.width * block.expansion

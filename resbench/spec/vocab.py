@@ -13,23 +13,6 @@ from typing import Any, Literal, get_args
 
 
 @dataclass(frozen=True)
-class BlockInfo:
-    """What the spec layer needs to know of a block kind to check shapes and count depth."""
-
-    convs: int  # weighted layers on the residual branch, as the papers count depth
-    expansion: int  # default output channels / width
-    grouped: bool  # whether groups / width_per_group apply
-
-
-@dataclass(frozen=True)
-class StemInfo:
-    convs: int
-    width: int  # default output channels
-    input_size: int  # default input resolution for cost
-    reduction: int  # spatial downsampling factor of the stem
-
-
-@dataclass(frozen=True)
 class Option:
     """One option of a vocabulary entry: a spec field (top level and per stage) of ``type``, set
     to ``default`` where the kind is used and left unset, and refused where it is not."""
@@ -41,6 +24,26 @@ class Option:
     def __post_init__(self) -> None:
         if not isinstance(self.default, self.type):
             raise TypeError(f"default {self.default!r} is not a {self.type.__name__}")
+
+
+@dataclass(frozen=True)
+class BlockInfo:
+    """What the spec layer needs to know of a block kind to check shapes and count depth;
+    ``options`` are spec fields (top level, per stage, per block) that only this kind uses."""
+
+    convs: int  # weighted layers on the residual branch, as the papers count depth
+    expansion: int  # default output channels / width
+    grouped: bool  # whether groups / width_per_group apply
+    options: Mapping[str, Option] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StemInfo:
+    convs: int
+    width: int  # default output channels
+    input_size: int  # default input resolution for cost
+    reduction: int  # spatial downsampling factor of the stem
+    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -60,12 +63,27 @@ BLOCKS: dict[str, BlockInfo] = {
     "bottleneck": BlockInfo(convs=3, expansion=4, grouped=True),
     "preact_basic": BlockInfo(convs=2, expansion=1, grouped=False),
     "preact_bottleneck": BlockInfo(convs=3, expansion=4, grouped=True),
+    # RegNet's X/Y block (Radosavovic et al. 2020; torchvision's ResBottleneckBlock): 1x1 to
+    # round(width * bottleneck_ratio), 3x3 grouped in groups of group_width (stride), SE sized
+    # from the block's input (round(se_ratio * in_channels)) on the inner width, 1x1 to width.
+    "regnet": BlockInfo(convs=3, expansion=1, grouped=False, options={
+        "bottleneck_ratio": Option(float, 1.0, "Inner width / width of a RegNet block."),
+        "group_width": Option(int, 8, "Channels per group of a RegNet block's 3x3 conv."),
+    }),
 }
 STEMS: dict[str, StemInfo] = {
-    "cifar": StemInfo(convs=1, width=16, input_size=32, reduction=1),
-    "imagenet": StemInfo(convs=1, width=64, input_size=224, reduction=4),
-    "deep": StemInfo(convs=3, width=64, input_size=224, reduction=4),
+    "cifar": StemInfo(convs=1, width=16, input_size=32, reduction=1,
+                      description="one 3x3 conv, stride 1"),
+    "imagenet": StemInfo(convs=1, width=64, input_size=224, reduction=4,
+                         description="7x7 conv stride 2, 3x3 max-pool stride 2"),
+    "deep": StemInfo(convs=3, width=64, input_size=224, reduction=4,
+                     description='three 3x3 convs (widths: width/2, width/2, width, or "widths"), '
+                     'the first stride 2, then a 3x3 max-pool stride 2 ("ResNet-C")'),
+    "conv3x3": StemInfo(convs=1, width=32, input_size=224, reduction=2,
+                        description="one 3x3 conv stride 2 (RegNet's stem)"),
 }
+# Stems whose convolutions can be given one width each (``stem.widths``): how many convs.
+STEM_WIDTHS: dict[str, int] = {"deep": 3}
 SHORTCUTS: dict[str, ShortcutInfo] = {
     "identity": ShortcutInfo("F(x) + x", "error (caught at load time)", reshapes=False),
     "zero_pad": ShortcutInfo("F(x) + x", 'strided subsample + zero channels ("option A", no '
@@ -108,3 +126,15 @@ assert len(SHORTCUT_OPTIONS) == sum(len(info.options) for info in SHORTCUTS.valu
 # kind is another: stages always listed these two, and the keys in users' results depend on it.
 # Options declared since appear only in stages of their own kind, so adding one changes no key.
 ALWAYS_KEYED_OPTIONS = frozenset({"gate_bias", "scale"})
+
+# Every block-kind option, by field name: (its kind, its declaration).
+BLOCK_OPTIONS: dict[str, tuple[str, Option]] = {
+    name: (kind, option)
+    for kind, info in BLOCKS.items() for name, option in info.options.items()}
+# Every option of a kind, by field name: (the axis, "block" or "shortcut"; the kind; the option).
+KIND_OPTIONS: dict[str, tuple[str, str, Option]] = {
+    **{name: ("shortcut", kind, option) for name, (kind, option) in SHORTCUT_OPTIONS.items()},
+    **{name: ("block", kind, option) for name, (kind, option) in BLOCK_OPTIONS.items()},
+}
+assert len(KIND_OPTIONS) == len(SHORTCUT_OPTIONS) + len(BLOCK_OPTIONS), \
+    "a block option and a shortcut option share a name"
