@@ -146,11 +146,14 @@ class ZeroPad(nn.Module):
 
 
 class Gate(nn.Conv2d):
-    """The transform gate T = σ(gate(x)): a 1x1 conv whose bias starts at ``gate_bias``."""
+    """The transform gate T = σ(gate(x)): a 1x1 (or ``kernel`` x ``kernel``, same-padded) conv
+    whose bias starts at ``gate_bias``."""
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int, gate_bias: float) -> None:
+    def __init__(self, in_channels: int, out_channels: int, stride: int, gate_bias: float,
+                 kernel: int = 1) -> None:
         self.gate_bias = gate_bias
-        super().__init__(in_channels, out_channels, 1, stride=stride, bias=True)
+        super().__init__(in_channels, out_channels, kernel, stride=stride, padding=kernel // 2,
+                         bias=True)
 
     def reset_parameters(self) -> None:
         super().reset_parameters()
@@ -217,13 +220,14 @@ class AvgPoolProjectionShortcut(Shortcut):
 
 @register("gated")
 class GatedShortcut(Shortcut):
-    """y = T·F(x) + (1−T)·x, T = σ(conv1x1(x) + gate_bias) (highway); x projected (option B)
-    where the shape changes."""
+    """y = T·F(x) + (1−T)·x, T = σ(conv(x) + gate_bias) (highway; a 1x1 or 3x3 conv); x
+    projected (option B) where the shape changes."""
 
     def __init__(self, in_channels: int, out_channels: int, stride: int, opts: BlockOptions, *,
-                 preact: bool, gate_bias: float) -> None:
+                 preact: bool, gate_bias: float, gate_kernel: int = 1) -> None:
         super().__init__(in_channels, out_channels, stride)
-        self.gate = Gate(in_channels, out_channels, stride, gate_bias)  # first: torchvision order
+        self.gate = Gate(in_channels, out_channels, stride, gate_bias,  # first: torchvision order
+                         gate_kernel)
         self.downsample = projection_where_reshaped(in_channels, out_channels, stride, opts, preact)
 
     def forward(self, f: Tensor, x: Tensor, pre: Tensor) -> Tensor:

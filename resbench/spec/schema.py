@@ -16,6 +16,7 @@ from pydantic import (
 )
 
 from resbench.canonical import content_key
+from resbench.spec.regnet import QUANT, regnet_stages
 from resbench.spec.vocab import (
     ALWAYS_KEYED_OPTIONS,
     BLOCKS,
@@ -178,6 +179,21 @@ STAGE_DEFAULTS = ("block", "shortcut", "groups", "width_per_group", "expansion",
 NEW_KIND_OPTIONS = tuple(f for f in KIND_OPTIONS if f not in ALWAYS_KEYED_OPTIONS)
 
 
+class RegNetSpec(Frozen):
+    """RegNet's design-space parameters (Radosavovic et al. 2020): the spec's stages follow
+    from them (``resbench.spec.regnet``), as ``block: regnet`` stages with projections."""
+
+    depth: PositiveInt = Field(description="Blocks in all (d).")
+    w0: PositiveInt = Field(multiple_of=QUANT, description="Width of the first block.")
+    wa: float = Field(ge=0.0, description="Width slope per block.")
+    wm: float = Field(gt=1.0, description="Width multiplier between stages, in log space.")
+    group_width: PositiveInt = Field(description="Channels per group of the 3x3 convs.")
+    bottleneck_ratio: float = Field(1.0, gt=0.0, description="Inner width / width of a block.")
+
+    def stages(self) -> list[dict[str, Any]]:
+        return regnet_stages(**self.model_dump())
+
+
 class _SpecFields(Frozen):
     """The spec's fields before the shortcut options (the order pydantic reports errors in)."""
 
@@ -202,7 +218,9 @@ class _SpecFields(Frozen):
 class Spec(_with_kind_options(_SpecFields, "_SpecOptions")):  # type: ignore[misc]
     """A residual (or plain) network as data."""
 
-    stages: tuple[StageSpec, ...] = Field(min_length=1)
+    stages: tuple[StageSpec, ...] = ()
+    regnet: Optional[RegNetSpec] = Field(
+        None, description="Generate the stages from RegNet's parameters instead of listing them.")
     head: HeadSpec = HeadSpec()
     recipe: Optional[dict[str, Any]] = Field(None, description="Training recipe (see Recipe).")
 
@@ -214,9 +232,18 @@ class Spec(_with_kind_options(_SpecFields, "_SpecOptions")):  # type: ignore[mis
     @model_validator(mode="after")
     def _resolve(self) -> Spec:
         stem = _resolve_stem(self.stem)
-        stages = tuple(self._resolve_stage(i, s) for i, s in enumerate(self.stages))
+        given = self.stages
+        if self.regnet is not None:
+            if given:
+                raise ShapeError("regnet", "a spec gives either stages or regnet parameters that "
+                                 "generate them, not both")
+            given = tuple(StageSpec(**s) for s in self.regnet.stages())
+        elif not given:
+            raise ShapeError("stages", "should have at least 1 stage (or a regnet: section that "
+                             "generates them)", [])
+        stages = tuple(self._resolve_stage(i, s) for i, s in enumerate(given))
         self._check_top_level_options(stages)
-        _check_shapes(stem.width, stages, self.stages)
+        _check_shapes(stem.width, stages, given)
         size = self.input_size or STEMS[stem.kind].input_size
         for key, value in (("stem", stem), ("stages", stages), ("input_size", size)):
             object.__setattr__(self, key, value)
@@ -277,7 +304,7 @@ class Spec(_with_kind_options(_SpecFields, "_SpecOptions")):  # type: ignore[mis
         ``blocks`` only where a block differs from block 0, with the fields in which it differs;
         fields and stem widths added to the language since keys were pinned appear only where
         they are used, so every spelling of a net has one canonical form and old keys hold."""
-        data = self.model_dump(mode="json", exclude={"name", "description", "recipe",
+        data = self.model_dump(mode="json", exclude={"name", "description", "recipe", "regnet",
                                                      *STAGE_DEFAULTS})
         if data["stem"]["widths"] is None:
             del data["stem"]["widths"]
@@ -411,6 +438,10 @@ def _resolve_block(where: str, block: StageSpec, stage_explicit: Any,
         if getattr(block, axis) == kind:
             if value is None:
                 update[field] = option.default
+            elif option.choices and value not in option.choices:
+                raise ShapeError(f"{where}.{field}", f"{field} must be one of "
+                                 f"{', '.join(map(str, option.choices))}, got {value!r}", value,
+                                 list(option.choices))
         elif value is not None and field in block_explicit:
             raise ShapeError(f"{where}.{field}", f"{field} applies only to the {kind!r} {axis}, "
                              f"but this block's {axis} is {getattr(block, axis)!r}", value)
@@ -437,8 +468,13 @@ def _distinct_blocks(stage: StageSpec) -> list[StageSpec]:
 
 
 def _drop_unused_options(stage: StageSpec, out: dict[str, Any]) -> None:
-    for field, (axis, kind, _) in KIND_OPTIONS.items():
-        if kind != getattr(stage, axis) and field not in ALWAYS_KEYED_OPTIONS:
+    """Options other than ``ALWAYS_KEYED_OPTIONS`` appear only where the stage's kind uses them
+    with a value other than the default: declaring an option, even on a kind that existed,
+    changes no key."""
+    for field, (axis, kind, option) in KIND_OPTIONS.items():
+        if field in ALWAYS_KEYED_OPTIONS:
+            continue
+        if kind != getattr(stage, axis) or getattr(stage, field) == option.default:
             del out[field]
 
 

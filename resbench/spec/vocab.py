@@ -20,10 +20,13 @@ class Option:
     type: type
     default: Any
     description: str  # one line, for the JSON Schema and the docs
+    choices: tuple[Any, ...] = ()  # the values allowed, where not every value of ``type`` is
 
     def __post_init__(self) -> None:
         if not isinstance(self.default, self.type):
             raise TypeError(f"default {self.default!r} is not a {self.type.__name__}")
+        if self.choices and self.default not in self.choices:
+            raise TypeError(f"default {self.default!r} is not one of {self.choices}")
 
 
 @dataclass(frozen=True)
@@ -93,9 +96,11 @@ SHORTCUTS: dict[str, ShortcutInfo] = {
     "avgpool_projection": ShortcutInfo("F(x) + x", "avg-pool (stride) then 1x1 conv + norm "
                                        '("ResNet-D")'),
     "gated": ShortcutInfo(
-        "T·F(x) + (1−T)·x, T = σ(conv1x1(x) + gate_bias)", "x projected (option B) first",
-        options={"gate_bias": Option(float, -1.0, "Initial bias of the highway gate's 1x1 conv: "
-                                     "the gate starts near σ(gate_bias).")}),
+        "T·F(x) + (1−T)·x, T = σ(conv(x) + gate_bias)", "x projected (option B) first",
+        options={"gate_bias": Option(float, -1.0, "Initial bias of the highway gate's conv: "
+                                     "the gate starts near σ(gate_bias)."),
+                 "gate_kernel": Option(int, 1, "Kernel size of the highway gate's conv (1x1 or "
+                                       "3x3, stride of the block).", choices=(1, 3))}),
     "scaled": ShortcutInfo(
         "F(x) + scale·x", "x projected (option B) first",
         options={"scale": Option(float, 0.5, "Factor on the carried x.")}),

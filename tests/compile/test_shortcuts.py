@@ -24,6 +24,7 @@ from resbench.blocks import (
     IncompatibleShapes,
     PreActBasicBlock,
     PreActBottleneck,
+    RegNetBlock,
     Shortcut,
     ZeroPad,
 )
@@ -46,6 +47,8 @@ def with_norm_statistics(module: nn.Module) -> nn.Module:
 def block(kind="preact_basic", shortcut="identity", c_in=8, width=8, stride=1, **options):
     """A block in eval mode with non-trivial norm statistics."""
     expansion = 4 if "bottleneck" in kind else 1
+    if kind == "regnet":
+        options.setdefault("block_options", {"group_width": 2})
     opts = BlockOptions.of(shortcut=shortcut, expansion=expansion, **options)
     b = BLOCKS.get(kind)(c_in, width, stride, opts)
     return with_norm_statistics(b)
@@ -60,6 +63,9 @@ def branch(b: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return b.bn3(b.conv3(r(b.bn2(b.conv2(r(b.bn1(b.conv1(x))))))))
     if isinstance(b, PreActBasicBlock):
         return b.conv2(r(b.bn2(b.conv1(r(b.bn1(x))))))
+    if isinstance(b, RegNetBlock):
+        inner = r(b.bn2(b.conv2(r(b.bn1(b.conv1(x))))))
+        return b.bn3(b.conv3(inner if b.se is None else b.se(inner)))
     assert isinstance(b, PreActBottleneck)
     return b.conv3(r(b.bn3(b.conv2(r(b.bn2(b.conv1(r(b.bn1(x)))))))))
 
@@ -224,7 +230,7 @@ def test_none_has_no_skip_at_all(kind):
             b(x)
     assert not any(op.startswith("add") for op in log.ops), log.ops
     with torch.no_grad(), OpLog() as with_skip:
-        block(kind, shortcut="identity", c_in=8, width=8 if "basic" in kind else 2)(x)
+        block(kind, shortcut="identity", c_in=8, width=8 // vocab.BLOCKS[kind].expansion)(x)
     assert sum(op.startswith("add") for op in with_skip.ops) == 1
 
 
@@ -308,7 +314,9 @@ def pad(x, c_out, stride):
 
 
 def gate(sc, pre, stride):
-    return torch.sigmoid(F.conv2d(pre, sc.gate.weight, sc.gate.bias, stride=stride))
+    k = sc.gate.weight.shape[-1]
+    return torch.sigmoid(F.conv2d(pre, sc.gate.weight, sc.gate.bias, stride=stride,
+                                  padding=k // 2))
 
 
 # y for each kind from (module, f, x, pre, stride, preact, reshaped): the table's formulas.
@@ -335,7 +343,8 @@ def test_every_kind_has_a_reference_formula():
     if vocab.SHORTCUTS[kind].reshapes or not reshaped])  # identity refuses (tested below)
 def test_each_shortcut_module_computes_its_formula(kind, reshaped, preact):
     c_out, stride = (16, 2) if reshaped else (8, 1)
-    options = {name: -0.7 for name in vocab.SHORTCUTS[kind].options}  # not the defaults
+    options = {name: next(c for c in o.choices if c != o.default) if o.choices else -0.7
+               for name, o in vocab.SHORTCUTS[kind].options.items()}  # not the defaults
     sc = shortcut(kind, 8, c_out, stride, preact, **options)
     # x and pre differ, so a module reading the wrong one fails; odd sizes test the striding.
     x, pre = torch.randn(2, 8, 7, 7), torch.randn(2, 8, 7, 7)
@@ -370,7 +379,8 @@ def test_what_each_kind_can_reshape_agrees_with_the_vocabulary(kind):
 def test_options_of_another_kind_are_refused():
     with pytest.raises(TypeError, match="'projection' has no option 'gate_bias'"):
         BlockOptions.of(shortcut="projection", gate_bias=-1.0)
-    assert BlockOptions.of(shortcut="gated", gate_bias=None).shortcut_options == {"gate_bias": -1.0}
+    assert BlockOptions.of(shortcut="gated", gate_bias=None).shortcut_options == {
+        "gate_bias": -1.0, "gate_kernel": 1}
 
 
 # ----- how a block holds its shortcut --------------------------------------------------------

@@ -32,6 +32,10 @@ LIBRARY_KEYS = {
     "preact/highway56.yaml": "e847249abde47e39",
     "preact/preact_resnet1001.yaml": "60aec8a366bd7662",
     "preact/preact_resnet164.yaml": "1b747235cf0c33ff",
+    "regnet/regnet_x_1_6gf.yaml": "e942e7c277ddfff7",
+    "regnet/regnet_x_400mf.yaml": "84b2cf89f71b5012",
+    "regnet/regnet_y_400mf.yaml": "2ad545d5923bfeb1",
+    "regnet/regnet_y_800mf.yaml": "0c0e678b94b357d3",
     "torchvision/resnet101.yaml": "06402a7145391731",
     "torchvision/resnet152.yaml": "9fbee25dcd590401",
     "torchvision/resnet18.yaml": "03e40a6f1936b0bf",
@@ -93,6 +97,7 @@ def test_every_shortcut_option_is_part_of_the_key(option):
     kind, declared = SHORTCUT_OPTIONS[option]
     spec = parse_spec({**CIFAR, "shortcut": kind})
     assert {s.shortcut_options()[option] for s in spec.stages} == {declared.default}
-    other = parse_spec({**CIFAR, "shortcut": kind, option: declared.default + 1})
+    changed = next((c for c in declared.choices if c != declared.default), declared.default + 1)
+    other = parse_spec({**CIFAR, "shortcut": kind, option: changed})
     assert other.key() != spec.key()
     assert parse_spec({**CIFAR, "shortcut": kind, option: declared.default}).key() == spec.key()
