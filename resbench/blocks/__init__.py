@@ -3,6 +3,7 @@
 registration; the compiler (``resbench.compile``) looks kinds up by the names specs use."""
 from __future__ import annotations
 
+from resbench.blocks.dense import DenseLayer, Transition
 from resbench.blocks.layers import ACTIVATIONS, NORMS, DropPath, SqueezeExcite, conv
 from resbench.blocks.regnet import RegNetBlock
 from resbench.blocks.residual import (
@@ -25,6 +26,8 @@ BLOCKS: Registry[type[ResidualBlock]] = Registry("block", {
     "preact_basic": PreActBasicBlock,
     "preact_bottleneck": PreActBottleneck,
     "regnet": RegNetBlock,
+    "dense": DenseLayer,
+    "transition": Transition,
 })
 
 __all__ = [
@@ -36,6 +39,7 @@ __all__ = [
     "BasicBlock",
     "BlockOptions",
     "Bottleneck",
+    "DenseLayer",
     "DropPath",
     "Gate",
     "IncompatibleOptions",
@@ -47,6 +51,7 @@ __all__ = [
     "Shortcut",
     "SqueezeExcite",
     "Stem",
+    "Transition",
     "ZeroPad",
     "conv",
 ]

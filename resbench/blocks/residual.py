@@ -82,6 +82,9 @@ class ResidualBlock(nn.Module):
 
     preact: ClassVar[bool] = False
     kind: ClassVar[str] = ""  # its vocabulary name
+    # whether the stem before a first block of this kind leaves out its norm and activation
+    # (pre-activation ResNets; DenseNet's pre-activated layers keep them)
+    bare_stem: ClassVar[bool] = False
 
     def __init__(self, in_channels: int, width: int, stride: int, opts: BlockOptions) -> None:
         super().__init__()
@@ -100,6 +103,8 @@ class ResidualBlock(nn.Module):
         if [*shortcut.parameters(recurse=False), *shortcut.buffers(recurse=False)]:
             raise TypeError(f"shortcut {shortcut.name!r} must keep its tensors in child layers, "
                             "which its block registers")
+        if shortcut.concatenates:
+            self.out_channels = self.in_channels + self.out_channels
         for name, layer in shortcut.named_children():
             self.add_module(name, layer)
         if "downsample" not in self._modules:
@@ -215,6 +220,7 @@ class PreActBasicBlock(ResidualBlock):
     kind = "preact_basic"
 
     preact = True
+    bare_stem = True
 
     def __init__(self, in_channels: int, width: int, stride: int, opts: BlockOptions) -> None:
         super().__init__(in_channels, width, stride, opts)
@@ -248,6 +254,7 @@ class PreActBottleneck(ResidualBlock):
     kind = "preact_bottleneck"
 
     preact = True
+    bare_stem = True
 
     def __init__(self, in_channels: int, width: int, stride: int, opts: BlockOptions) -> None:
         super().__init__(in_channels, width, stride, opts)

@@ -48,6 +48,7 @@ class Shortcut(nn.Module):
     """
 
     name: ClassVar[str] = ""
+    concatenates: ClassVar[bool] = False  # y has x's and F(x)'s channels (the vocabulary's)
 
     def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
         super().__init__()
@@ -263,3 +264,21 @@ class NoShortcut(Shortcut):
 
     def forward(self, f: Tensor, x: Tensor, pre: Tensor) -> Tensor:
         return f
+
+
+@register("concat")
+class ConcatShortcut(Shortcut):
+    """y = cat(x, F(x)) along channels (DenseNet): x's channels first, then the branch's; the
+    resolution cannot change."""
+
+    concatenates = True
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, opts: BlockOptions, *,
+                 preact: bool) -> None:
+        super().__init__(in_channels, out_channels, stride)
+        if stride != 1:
+            raise IncompatibleShapes(f"a concat shortcut keeps the resolution, but the block has "
+                                     f"stride {stride}")
+
+    def forward(self, f: Tensor, x: Tensor, pre: Tensor) -> Tensor:
+        return torch.cat((x, f), 1)

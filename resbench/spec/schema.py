@@ -9,6 +9,7 @@ from pydantic import (
     Discriminator,
     Field,
     PositiveInt,
+    PrivateAttr,
     Tag,
     create_model,
     field_validator,
@@ -20,6 +21,7 @@ from resbench.spec.regnet import QUANT, regnet_stages
 from resbench.spec.vocab import (
     ALWAYS_KEYED_OPTIONS,
     BLOCKS,
+    INPUT_SIZED_BLOCKS,
     KIND_OPTIONS,
     RESHAPING_SHORTCUTS,
     SHORTCUTS,
@@ -112,7 +114,9 @@ BLOCK_FIELDS = tuple(BlockSpec.model_fields)
 class _StageFields(Frozen):
     depth: Optional[PositiveInt] = Field(
         None, description="Blocks in the stage (default: the length of a list of blocks).")
-    width: PositiveInt
+    width: Optional[PositiveInt] = Field(
+        None, description="Planes of each block (a dense layer's growth rate); a transition's "
+        "follows from its input and compression.")
     stride: int = Field(1, ge=1, le=4)
 
 
@@ -139,11 +143,22 @@ class StageSpec(_with_kind_options(  # type: ignore[misc]
     0 to the fields in which it differs (``block_at(j)`` gives block j's full settings).
     """
 
+    _in_channels: int = PrivateAttr(0)  # set when the spec resolves its channel flow
+
+    @property
+    def in_channels(self) -> int:
+        """Input channels of the stage (resolved stages only)."""
+        return self._in_channels
+
     @property
     def out_channels(self) -> int:
-        """Output channels of the stage (of its last block)."""
+        """Output channels of the stage (of its last block); a concatenating stage adds each
+        block's branch output to its input's channels."""
         last = self.block_at(self.depth - 1) if self.blocks else self
-        return last.width * (last.expansion or BLOCKS[last.block or "basic"].expansion)
+        branch = last.width * (last.expansion or BLOCKS[last.block or "basic"].expansion)
+        if SHORTCUTS[last.shortcut or "projection"].concatenates:
+            return self._in_channels + self.depth * branch
+        return branch
 
     @property
     def inner_width(self) -> int:
@@ -243,6 +258,7 @@ class Spec(_with_kind_options(_SpecFields, "_SpecOptions")):  # type: ignore[mis
                              "generates them)", [])
         stages = tuple(self._resolve_stage(i, s) for i, s in enumerate(given))
         self._check_top_level_options(stages)
+        stages = _resolve_channels(stem.width, stages)
         _check_shapes(stem.width, stages, given)
         size = self.input_size or STEMS[stem.kind].input_size
         for key, value in (("stem", stem), ("stages", stages), ("input_size", size)):
@@ -253,6 +269,8 @@ class Spec(_with_kind_options(_SpecFields, "_SpecOptions")):  # type: ignore[mis
         """Fill a stage from the top-level defaults and resolve each block that differs; the
         stage keeps block 0's settings and ``blocks`` the later blocks' differences."""
         where = f"stages[{i}]"
+        if stage.width is None and (stage.block or self.block) != "transition":
+            raise ShapeError(f"{where}.width", "required field is missing")
         depth, overrides = _block_overrides(where, stage)
         explicit = stage.model_fields_set
         filled = {k: getattr(self, k) for k in STAGE_DEFAULTS if getattr(stage, k) is None}
@@ -268,6 +286,7 @@ class Spec(_with_kind_options(_SpecFields, "_SpecOptions")):  # type: ignore[mis
                 raise ShapeError(f"{where}.{field}", f"{field} applies only to the {kind!r} {axis}"
                                  f", but this stage's {axis} is {getattr(plain, axis)!r}",
                                  getattr(stage, field))
+        _check_channel_kinds(where, plain, settings, overrides)
         first = resolved.get(0, plain)
         later = {j: resolved.get(j, plain) for j in (range(1, depth) if 0 in resolved else resolved)}
         diffs = {j: _differences(first, b) for j, b in sorted(later.items())}
@@ -458,6 +477,66 @@ def _resolve_block(where: str, block: StageSpec, stage_explicit: Any,
     return block
 
 
+def _check_channel_kinds(where: str, plain: StageSpec, settings: list[StageSpec],
+                         overrides: dict[int, tuple[Any, dict]]) -> None:
+    """Transitions and concatenating blocks size their output from their input: a stage of them
+    keeps one block kind and one shortcut, and a transition stands alone, without a skip."""
+    sized = any(b.block in INPUT_SIZED_BLOCKS or SHORTCUTS[b.shortcut].concatenates
+                for b in settings)
+    if sized:
+        for key, fields in overrides.values():
+            for field in ("block", "shortcut"):
+                if field in fields:
+                    raise ShapeError(f"{where}.blocks[{key}].{field}", "the blocks of a stage of "
+                                     "transitions or concatenating blocks keep the stage's block "
+                                     "and shortcut (their channels follow from their input)",
+                                     fields[field])
+    if plain.block == "transition":
+        if plain.depth != 1:
+            raise ShapeError(f"{where}.depth", "a transition stage has one block", plain.depth)
+        if plain.shortcut != "none":
+            raise ShapeError(f"{where}.shortcut", "a transition has no shortcut: set shortcut: "
+                             f"none, not {plain.shortcut!r}", plain.shortcut, ["none"])
+    elif plain.width is None:
+        raise ShapeError(f"{where}.width", "required field is missing")
+
+
+def _resolve_channels(stem_width: int, stages: tuple[StageSpec, ...]) -> tuple[StageSpec, ...]:
+    """Each stage's input channels, and a transition's width from its input and compression."""
+    channels, out = stem_width, []
+    for i, stage in enumerate(stages):
+        if stage.block == "transition":
+            width = int(channels * stage.compression)
+            if width < 1:
+                raise ShapeError(f"stages[{i}].compression", f"a transition of {channels} "
+                                 f"channels compressed by {stage.compression:g} keeps none",
+                                 stage.compression)
+            if stage.width is not None and stage.width != width:
+                came = _channels_story(stem_width, out)
+                raise ShapeError(f"stages[{i}].width", f"channels do not add up: this transition "
+                                 f"gets {came} and compresses them to int({channels} * "
+                                 f"{stage.compression:g}) = {width}, but its width is "
+                                 f"{stage.width}", stage.width)
+            stage = stage.model_copy(update={"width": width})
+        else:
+            stage = stage.model_copy()
+        stage._in_channels = channels
+        out.append(stage)
+        channels = stage.out_channels
+    return tuple(out)
+
+
+def _channels_story(stem_width: int, before: list[StageSpec]) -> str:
+    """How many channels reach the next stage, and how they add up (for errors)."""
+    if not before:
+        return f"{stem_width} channels (the stem's)"
+    last = before[-1]
+    if SHORTCUTS[last.shortcut].concatenates:
+        return (f"{last.out_channels} channels ({last.in_channels} + {last.depth} blocks * "
+                f"{last.width * last.expansion} of stages[{len(before) - 1}])")
+    return f"{last.out_channels} channels (from stages[{len(before) - 1}])"
+
+
 def _differences(first: StageSpec, other: StageSpec) -> dict[str, Any]:
     return {f: getattr(other, f) for f in BLOCK_FIELDS if getattr(other, f) != getattr(first, f)}
 
@@ -490,11 +569,23 @@ def _check_shapes(stem_width: int, stages: tuple[StageSpec, ...],
         check = sorted({0, 1, *changed, *(j + 1 for j in changed), *overrides}
                        & set(range(stage.depth)))
         for j in check:
-            c_in = channels if j == 0 else _out_channels(stage.block_at(j - 1))
-            stride = stage.stride if j == 0 else 1
             block = stage.block_at(j)
+            if j == 0:
+                c_in = channels
+            elif SHORTCUTS[block.shortcut].concatenates:  # a stage of one kind (checked)
+                c_in = channels + j * _out_channels(block)
+            else:
+                c_in = _out_channels(stage.block_at(j - 1))
+            stride = stage.stride if j == 0 else 1
             out = _out_channels(block)
-            reshapes = c_in != out or stride != 1
+            if info_concat := SHORTCUTS[block.shortcut].concatenates:
+                if stride != 1:
+                    raise ShapeError(f"stages[{i}].stride", "a concat shortcut keeps the "
+                                     f"resolution, but this stage has stride {stride}; put a "
+                                     "transition (block: transition, shortcut: none) with the "
+                                     "stride before it", stride)
+                out = c_in + out
+            reshapes = (c_in != out or stride != 1) and not info_concat
             kind, info = block.shortcut, SHORTCUTS[block.shortcut]
             key, fields = overrides.get(j, (None, {}))
             where = (f"stages[{i}].blocks[{key}].shortcut" if "shortcut" in fields

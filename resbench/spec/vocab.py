@@ -59,6 +59,7 @@ class ShortcutInfo:
     options: Mapping[str, Option] = field(default_factory=dict)
     reshapes: bool = True  # can bridge a change of channels or stride
     narrows: bool = True  # can also reduce channels (zero padding only adds them)
+    concatenates: bool = False  # y has x's channels and F(x)'s (else F(x)'s shape)
 
 
 BLOCKS: dict[str, BlockInfo] = {
@@ -73,7 +74,21 @@ BLOCKS: dict[str, BlockInfo] = {
         "bottleneck_ratio": Option(float, 1.0, "Inner width / width of a RegNet block."),
         "group_width": Option(int, 8, "Channels per group of a RegNet block's 3x3 conv."),
     }),
+    # DenseNet's layer (Huang et al. 2017; torchvision's _DenseLayer): norm, act, 1x1 conv to
+    # bn_size * width, norm, act, 3x3 conv to width (the growth rate); with the concat shortcut
+    # its output is cat(x, F(x)).
+    "dense": BlockInfo(convs=2, expansion=1, grouped=False, options={
+        "bn_size": Option(int, 4, "Bottleneck of a dense layer: its 1x1 conv's width in "
+                          "multiples of the growth rate (width)."),
+    }),
+    # DenseNet's transition (torchvision's _Transition): norm, act, 1x1 conv to
+    # int(in_channels * compression) channels, 2x2 average pool (stride); no shortcut.
+    "transition": BlockInfo(convs=1, expansion=1, grouped=False, options={
+        "compression": Option(float, 0.5, "Output channels / input channels of a transition."),
+    }),
 }
+# Blocks whose output width follows from their input (a transition's width is resolved from it).
+INPUT_SIZED_BLOCKS = frozenset({"transition"})
 STEMS: dict[str, StemInfo] = {
     "cifar": StemInfo(convs=1, width=16, input_size=32, reduction=1,
                       description="one 3x3 conv, stride 1"),
@@ -105,6 +120,8 @@ SHORTCUTS: dict[str, ShortcutInfo] = {
         "F(x) + scale·x", "x projected (option B) first",
         options={"scale": Option(float, 0.5, "Factor on the carried x.")}),
     "none": ShortcutInfo("F(x)", "— (a plain network)"),
+    "concat": ShortcutInfo("cat(x, F(x))", "error: only channels are added (DenseNet)",
+                           reshapes=False, concatenates=True),
 }
 
 # The names pydantic validates against (and lists when a word is unknown), in declaration order.

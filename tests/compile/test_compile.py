@@ -40,8 +40,8 @@ def test_registries_implement_exactly_the_spec_vocabulary():
 @pytest.mark.parametrize("kind", sorted(vocab.BLOCKS))
 def test_blocks_agree_with_the_vocabulary(kind):
     info = vocab.BLOCKS[kind]
-    b = BLOCKS.get(kind)(16, 8, 1, BlockOptions.of(shortcut="full_projection",
-                                                   expansion=info.expansion))
+    shortcut = "none" if kind == "transition" else "full_projection"
+    b = BLOCKS.get(kind)(16, 8, 1, BlockOptions.of(shortcut=shortcut, expansion=info.expansion))
     branch_convs = [n for n, m in b.named_modules() if isinstance(m, nn.Conv2d)
                     and not n.startswith("downsample")]
     assert len(branch_convs) == info.convs

@@ -19,13 +19,16 @@ from resbench.blocks import (
     BasicBlock,
     BlockOptions,
     Bottleneck,
+    DenseLayer,
     DropPath,
     Gate,
+    IncompatibleOptions,
     IncompatibleShapes,
     PreActBasicBlock,
     PreActBottleneck,
     RegNetBlock,
     Shortcut,
+    Transition,
     ZeroPad,
 )
 from resbench.spec import vocab
@@ -63,6 +66,10 @@ def branch(b: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return b.bn3(b.conv3(r(b.bn2(b.conv2(r(b.bn1(b.conv1(x))))))))
     if isinstance(b, PreActBasicBlock):
         return b.conv2(r(b.bn2(b.conv1(r(b.bn1(x))))))
+    if isinstance(b, DenseLayer):
+        return b.conv2(r(b.bn2(b.conv1(r(b.bn1(x))))))
+    if isinstance(b, Transition):
+        return b.pool(b.conv1(r(b.bn1(x))))
     if isinstance(b, RegNetBlock):
         inner = r(b.bn2(b.conv2(r(b.bn1(b.conv1(x))))))
         return b.bn3(b.conv3(inner if b.se is None else b.se(inner)))
@@ -218,7 +225,10 @@ def test_scaled_adds_scale_times_x():
                                    branch(projected, x8) + 0.5 * projected.downsample(pre))
 
 
-@pytest.mark.parametrize("kind", sorted(BLOCKS))
+RESIDUAL = sorted(set(BLOCKS) - {"transition"})  # a transition is never residual (below)
+
+
+@pytest.mark.parametrize("kind", RESIDUAL)
 def test_none_has_no_skip_at_all(kind):
     b = block(kind, shortcut="none", width=16 if "basic" in kind else 4, stride=2)
     x = torch.randn(2, 8, 8, 8)
@@ -236,7 +246,7 @@ def test_none_has_no_skip_at_all(kind):
 
 @pytest.mark.parametrize("shortcut", ["zero_pad", "projection", "full_projection",
                                       "avgpool_projection", "gated", "scaled", "none"])
-@pytest.mark.parametrize("kind", sorted(BLOCKS))
+@pytest.mark.parametrize("kind", RESIDUAL)
 def test_every_kind_reshapes_correctly(kind, shortcut):
     b = block(kind, shortcut=shortcut, c_in=8, width=16, stride=2).train()
     y = b(torch.randn(2, 8, 9, 9))
@@ -330,6 +340,7 @@ FORMULAS = {
         gate(sc, pre, s) * f + (1 - gate(sc, pre, s)) * carried(sc, x, pre, s, pa, r)),
     "scaled": lambda sc, f, x, pre, s, pa, r: f + sc.scale * carried(sc, x, pre, s, pa, r),
     "none": lambda sc, f, x, pre, s, pa, r: f,
+    "concat": lambda sc, f, x, pre, s, pa, r: torch.cat((x, f), 1),
 }
 
 
@@ -367,6 +378,11 @@ def test_each_kind_takes_exactly_the_options_its_vocabulary_entry_declares(kind)
 @pytest.mark.parametrize("kind", sorted(vocab.SHORTCUTS))
 def test_what_each_kind_can_reshape_agrees_with_the_vocabulary(kind):
     info = vocab.SHORTCUTS[kind]
+    if info.concatenates:  # adds channels by construction; only the resolution cannot change
+        shortcut(kind, 8, 4, 1, False)
+        with pytest.raises(IncompatibleShapes):
+            shortcut(kind, 8, 4, 2, False)
+        return
     for c_in, c_out, stride, allowed in ((8, 16, 2, info.reshapes), (8, 8, 2, info.reshapes),
                                          (16, 8, 1, info.reshapes and info.narrows)):
         if allowed:
@@ -435,3 +451,17 @@ def test_blocks_trace_with_fx_for_torchvision_feature_extraction():
         torch.testing.assert_close(traced(x), model(x))
         torch.testing.assert_close(features(x)["layer2.0"], model.layer2(model.layer1(
             model.conv1(x))))
+
+
+def test_a_transition_has_no_skip_and_a_dense_layer_concatenates():
+    x = torch.randn(2, 8, 8, 8)
+    t = block("transition", shortcut="none", c_in=8, width=4, stride=2)
+    with torch.no_grad():
+        torch.testing.assert_close(t(x), branch(t, x))
+    assert t(x).shape == (2, 4, 4, 4)
+    with pytest.raises(IncompatibleOptions, match="transition has no shortcut"):
+        block("transition", shortcut="projection", c_in=8, width=4, stride=2)
+    d = block("dense", shortcut="concat", c_in=8, width=3)
+    assert d.out_channels == 11
+    with torch.no_grad():
+        torch.testing.assert_close(d(x), torch.cat((x, branch(d, x)), 1))
