@@ -3,12 +3,16 @@ per unit equals today's count of the whole network (``_cost_whole_model``)."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from resbench.compile import _cost_whole_model, build, cost
+from resbench.errors import SpecError
 from resbench.plan import BlockUnit, parts, plan
 from resbench.spec import load_spec, parse_spec
 
 from .conftest import spec_files, spec_id
+from .test_properties import specs
 
 @pytest.mark.parametrize("path", spec_files(), ids=spec_id)
 def test_cost_per_unit_equals_the_whole_model_count(path):
@@ -58,3 +62,24 @@ def test_depth_does_not_change_the_plan_size():
     one = cost(parse_spec({"stem": "cifar", "stages": [{"depth": 2, "width": 16}]}))
     assert c.stages[1].blocks == 10**6
     assert c.stages[1].params == (10**6 // 2) * one.stages[1].params
+
+
+@st.composite
+def deeper_specs(draw):
+    """The vocabulary's combinations (``test_properties.specs``) with deeper stages, so that
+    runs of equal blocks occur, at an odd input size and batch."""
+    data = draw(specs())
+    for stage in data["stages"]:
+        stage["depth"] = draw(st.integers(1, 4))
+    return data, draw(st.sampled_from([8, 15, 16, 33])), draw(st.integers(1, 3))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(deeper_specs())
+def test_random_specs_cost_per_unit_as_the_whole_model(drawn):
+    data, size, batch = drawn
+    try:
+        spec = parse_spec(data)
+    except SpecError:
+        assume(False)
+    assert cost(spec, size, batch) == _cost_whole_model(spec, size, batch)
