@@ -35,13 +35,14 @@ from resbench.blocks import (
     ACTIVATIONS,
     BLOCKS,
     NORMS,
+    SHORTCUTS,
     STEMS,
     BlockOptions,
     IncompatibleOptions,
     IncompatibleShapes,
 )
 from resbench.errors import SpecError
-from resbench.spec import Spec
+from resbench.spec import Spec, StageSpec
 
 STEM, HEAD = "stem", "head"
 
@@ -70,16 +71,18 @@ class StemUnit:
     norm: str
     activation: str
     activate: bool  # norm + act after the conv(s); pre-activation nets leave them to the blocks
+    widths: tuple[int, ...] | None = None  # one per conv, where the kind takes them (deep)
 
     @property
     def out_channels(self) -> int:
         return self.width
 
     def build(self, drop_path: float = 0.0) -> dict[str, nn.Module]:
+        extra = {} if self.widths is None else {"widths": self.widths}
         stem = STEMS.get(self.kind)(
             self.in_channels, self.width, norm=NORMS.get(self.norm),
             act=ACTIVATIONS.get(self.activation), conv_bias=self.norm == "none",
-            activate=self.activate)
+            activate=self.activate, **extra)
         if stem.out_channels != self.width:
             raise RuntimeError(f"stem {self.kind!r} returned {stem.out_channels} channels, "
                                f"the plan expects {self.width}")
@@ -103,16 +106,19 @@ class BlockUnit:
     expansion: int
     se_ratio: float
     shortcut_options: tuple[tuple[str, Any], ...]  # the kind's, resolved, sorted by name
+    block_options: tuple[tuple[str, Any], ...] = ()  # the block kind's, resolved, sorted
 
     @property
     def out_channels(self) -> int:
-        return self.width * self.expansion
+        branch = self.width * self.expansion
+        return self.in_channels + branch if SHORTCUTS.get(self.shortcut).concatenates else branch
 
     def build(self, drop_path: float = 0.0) -> nn.Module:
         opts = BlockOptions.of(
             shortcut=self.shortcut, norm=self.norm, activation=self.activation,
             groups=self.groups, width_per_group=self.width_per_group, expansion=self.expansion,
-            se_ratio=self.se_ratio, drop_path=drop_path, **dict(self.shortcut_options))
+            se_ratio=self.se_ratio, drop_path=drop_path, block_options=dict(self.block_options),
+            **dict(self.shortcut_options))
         block = BLOCKS.get(self.block)(self.in_channels, self.width, self.stride, opts)
         if block.out_channels != self.out_channels:
             raise RuntimeError(f"block {self.block!r} returned {block.out_channels} channels, "
@@ -190,36 +196,63 @@ class Unit:
             raise SpecError(f"block {self.first + k}: {exc}", path=self.path) from None
 
 
-def _block_unit(spec: Spec, i: int, in_channels: int, stride: int) -> BlockUnit:
-    stage = spec.stages[i]
+def _block_unit(spec: Spec, stage: StageSpec, in_channels: int, stride: int) -> BlockUnit:
+    """The unit of one block whose settings are ``stage`` (a stage, or ``block_at(j)``)."""
     return BlockUnit(
         block=stage.block, in_channels=in_channels, width=stage.width, stride=stride,
         shortcut=stage.shortcut, norm=spec.norm, activation=spec.activation,
         groups=stage.groups, width_per_group=stage.width_per_group, expansion=stage.expansion,
-        se_ratio=stage.se_ratio, shortcut_options=tuple(sorted(stage.shortcut_options().items())))
+        se_ratio=stage.se_ratio, shortcut_options=tuple(sorted(stage.shortcut_options().items())),
+        block_options=tuple(sorted(stage.block_options().items())))
+
+
+def _stage_runs(spec: Spec, stage: StageSpec, channels: int) -> list[tuple[BlockUnit, int, int]]:
+    """A stage's blocks as runs ``(kind, count, first)`` of equal consecutive blocks. Blocks
+    differ only where ``stage.blocks`` says so (and, with a concatenating shortcut, in their
+    input channels), so a deep stage of one kind is two runs however deep it is."""
+    changed = stage.blocks or {}
+    concat = SHORTCUTS.get(stage.shortcut).concatenates
+    runs: list[tuple[BlockUnit, int, int]] = []
+    j = 0
+    while j < stage.depth:
+        settings = stage.block_at(j) if j in changed else stage
+        kind = _block_unit(spec, settings, channels, stage.stride if j == 0 else 1)
+        if concat or j in changed or j == 0:
+            count = 1
+        else:  # every block up to the next override is this one
+            count = min([k for k in changed if k > j], default=stage.depth) - j
+        if runs and runs[-1][0] == kind and runs[-1][2] > 0:  # the first block stays alone
+            runs[-1] = (kind, runs[-1][1] + count, runs[-1][2])
+        else:
+            runs.append((kind, count, j))
+        channels = kind.out_channels
+        j += count
+    return runs
 
 
 def plan(spec: Spec) -> list[Unit]:
     """The network ``spec`` describes, as units in forward order: the stem, each stage's blocks
-    (its first block, then the rest as one run of equal blocks), the head."""
-    preact = [BLOCKS.get(stage.block).preact for stage in spec.stages]
+    (as runs of equal consecutive blocks: the first, the rest, and any per-block settings), the
+    head."""
+    first_kind = BLOCKS.get(spec.stages[0].block)
+    last = spec.stages[-1]
+    last_kind = BLOCKS.get(last.block_at(last.depth - 1).block)
     stem = StemUnit(spec.stem.kind, spec.input_channels, spec.stem.width, spec.norm,
-                    spec.activation, activate=not preact[0])
+                    spec.activation, activate=not first_kind.bare_stem, widths=spec.stem.widths)
     units = [Unit(STEM, stem, path="stem")]
     channels = stem.out_channels
     total = sum(stage.depth for stage in spec.stages)
     done = 0
     for i, stage in enumerate(spec.stages):
-        part, path = f"layer{i + 1}", f"stages[{i}]"
-        first = _block_unit(spec, i, channels, stage.stride)
-        units.append(Unit(part, first, 1, 0, path, spec.stochastic_depth, done + 1, total))
-        channels = first.out_channels
-        if stage.depth > 1:
-            rest = dataclasses.replace(first, in_channels=channels, stride=1)
-            units.append(Unit(part, rest, stage.depth - 1, 1, path, spec.stochastic_depth,
-                              done + 2, total))
+        part = f"layer{i + 1}"
+        for kind, count, first in _stage_runs(spec, stage, channels):
+            path = f"stages[{i}].blocks[{first}]" if first in (stage.blocks or {}) \
+                else f"stages[{i}]"
+            units.append(Unit(part, kind, count, first, path, spec.stochastic_depth,
+                              done + first + 1, total))
+            channels = kind.out_channels
         done += stage.depth
-    head = HeadUnit(channels, spec.num_classes, spec.head.dropout, final_norm=preact[-1],
+    head = HeadUnit(channels, spec.num_classes, spec.head.dropout, final_norm=last_kind.preact,
                     norm=spec.norm, activation=spec.activation)
     units.append(Unit(HEAD, head, path="head"))
     return units
