@@ -48,7 +48,7 @@ class ResNet(nn.Module):
                     self.add_module(name, module)
         self.stage_names: tuple[str, ...] = tuple(stage_names)
         if initialize:
-            _init_weights(self, spec.zero_init_residual)
+            _init_weights(self, spec.zero_init_residual, spec.normfree)
 
     def forward(self, x: Tensor) -> Tensor:
         for module in self._modules.values():
@@ -73,9 +73,10 @@ class ResNet(nn.Module):
         return groups
 
 
-def _init_weights(model: nn.Module, zero_init_residual: bool) -> None:
+def _init_weights(model: nn.Module, zero_init_residual: bool, normfree: str = "none") -> None:
     """torchvision's init: He-normal (fan_out) convs, norms at weight 1 / bias 0; optionally zero
-    the last norm of every residual branch so each block starts as its shortcut."""
+    the last norm of every residual branch so each block starts as its shortcut; with Fixup,
+    its rescaled branches and a zero classifier."""
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -86,6 +87,12 @@ def _init_weights(model: nn.Module, zero_init_residual: bool) -> None:
         for m in model.modules():
             if isinstance(m, ResidualBlock):
                 m.zero_init_last()
+    if normfree == "fixup":
+        blocks = [m for m in model.modules() if isinstance(m, ResidualBlock)]
+        for m in blocks:
+            m.fixup_init(len(blocks))
+        nn.init.zeros_(model.fc.weight)
+        nn.init.zeros_(model.fc.bias)
 
 
 def _as_spec(spec_or_path: Spec | str | Path) -> Spec:

@@ -107,6 +107,9 @@ class BlockUnit:
     se_ratio: float
     shortcut_options: tuple[tuple[str, Any], ...]  # the kind's, resolved, sorted by name
     block_options: tuple[tuple[str, Any], ...] = ()  # the block kind's, resolved, sorted
+    normfree: str = "none"
+    nf_alpha: float = 0.2
+    nf_beta: float = 1.0  # expected std of the block's input (normfree: nf)
 
     @property
     def out_channels(self) -> int:
@@ -118,6 +121,7 @@ class BlockUnit:
             shortcut=self.shortcut, norm=self.norm, activation=self.activation,
             groups=self.groups, width_per_group=self.width_per_group, expansion=self.expansion,
             se_ratio=self.se_ratio, drop_path=drop_path, block_options=dict(self.block_options),
+            normfree=self.normfree, nf_alpha=self.nf_alpha, nf_beta=self.nf_beta,
             **dict(self.shortcut_options))
         block = BLOCKS.get(self.block)(self.in_channels, self.width, self.stride, opts)
         if block.out_channels != self.out_channels:
@@ -196,9 +200,12 @@ class Unit:
             raise SpecError(f"block {self.first + k}: {exc}", path=self.path) from None
 
 
-def _block_unit(spec: Spec, stage: StageSpec, in_channels: int, stride: int) -> BlockUnit:
+def _block_unit(spec: Spec, stage: StageSpec, in_channels: int, stride: int,
+                beta: float = 1.0) -> BlockUnit:
     """The unit of one block whose settings are ``stage`` (a stage, or ``block_at(j)``)."""
+    nf = spec.normfree == "nf"
     return BlockUnit(
+        normfree=spec.normfree, nf_alpha=spec.nf_alpha if nf else 0.2, nf_beta=beta if nf else 1.0,
         block=stage.block, in_channels=in_channels, width=stage.width, stride=stride,
         shortcut=stage.shortcut, norm=spec.norm, activation=spec.activation,
         groups=stage.groups, width_per_group=stage.width_per_group, expansion=stage.expansion,
@@ -206,18 +213,35 @@ def _block_unit(spec: Spec, stage: StageSpec, in_channels: int, stride: int) -> 
         block_options=tuple(sorted(stage.block_options().items())))
 
 
-def _stage_runs(spec: Spec, stage: StageSpec, channels: int) -> list[tuple[BlockUnit, int, int]]:
-    """A stage's blocks as runs ``(kind, count, first)`` of equal consecutive blocks. Blocks
-    differ only where ``stage.blocks`` says so (and, with a concatenating shortcut, in their
-    input channels), so a deep stage of one kind is two runs however deep it is."""
+def _next_variance(variance: float, kind: BlockUnit, alpha: float) -> float:
+    """NF-ResNet's signal propagation: y = x + alpha·F(x / beta) has variance var(x) + alpha²,
+    or 1 + alpha² where x itself is replaced by a projection of x / beta (Brock et al. 2021)."""
+    reshaped = kind.in_channels != kind.out_channels or kind.stride != 1
+    if kind.shortcut == "none":
+        return alpha ** 2
+    if kind.shortcut == "full_projection" or (reshaped and kind.shortcut != "zero_pad"):
+        return 1.0 + alpha ** 2
+    return variance + alpha ** 2
+
+
+def _stage_runs(spec: Spec, stage: StageSpec, channels: int,
+                variance: float = 1.0) -> tuple[list[tuple[BlockUnit, int, int]], float]:
+    """A stage's blocks as runs ``(kind, count, first)`` of equal consecutive blocks, and the
+    expected variance of its output (NF-ResNets). Blocks differ only where ``stage.blocks``
+    says so (and, with a concatenating shortcut, in their input channels; in NF-ResNets, in
+    their input's expected std), so a deep stage of one kind is two runs however deep it is."""
     changed = stage.blocks or {}
     concat = SHORTCUTS.get(stage.shortcut).concatenates
+    nf = spec.normfree == "nf"
     runs: list[tuple[BlockUnit, int, int]] = []
     j = 0
     while j < stage.depth:
         settings = stage.block_at(j) if j in changed else stage
-        kind = _block_unit(spec, settings, channels, stage.stride if j == 0 else 1)
-        if concat or j in changed or j == 0:
+        kind = _block_unit(spec, settings, channels, stage.stride if j == 0 else 1,
+                           beta=variance ** 0.5)
+        if nf:
+            variance = _next_variance(variance, kind, spec.nf_alpha)
+        if concat or nf or j in changed or j == 0:
             count = 1
         else:  # every block up to the next override is this one
             count = min([k for k in changed if k > j], default=stage.depth) - j
@@ -227,7 +251,7 @@ def _stage_runs(spec: Spec, stage: StageSpec, channels: int) -> list[tuple[Block
             runs.append((kind, count, j))
         channels = kind.out_channels
         j += count
-    return runs
+    return runs, variance
 
 
 def plan(spec: Spec) -> list[Unit]:
@@ -243,9 +267,11 @@ def plan(spec: Spec) -> list[Unit]:
     channels = stem.out_channels
     total = sum(stage.depth for stage in spec.stages)
     done = 0
+    variance = 1.0
     for i, stage in enumerate(spec.stages):
         part = f"layer{i + 1}"
-        for kind, count, first in _stage_runs(spec, stage, channels):
+        runs, variance = _stage_runs(spec, stage, channels, variance)
+        for kind, count, first in runs:
             path = f"stages[{i}].blocks[{first}]" if first in (stage.blocks or {}) \
                 else f"stages[{i}]"
             units.append(Unit(part, kind, count, first, path, spec.stochastic_depth,

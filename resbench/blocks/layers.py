@@ -99,3 +99,73 @@ class DropPath(nn.Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p:g}"
+
+
+# NF-ResNet's gain for a ReLU's output: 1 / std(relu(z)) for z ~ N(0, 1) (Brock et al. 2021).
+RELU_GAMMA = math.sqrt(2.0 / (1.0 - 1.0 / math.pi))
+
+
+class ScaledStdConv2d(nn.Conv2d):
+    """A conv with scaled weight standardisation (Brock et al. 2021): each filter is used as
+    gain · gamma · (W − mean(W)) / (std(W) · sqrt(fan_in)), with a learnable per-filter gain
+    starting at 1; ``gamma`` undoes the variance change of the activation before it."""
+
+    def __init__(self, *args, gamma: float = 1.0, eps: float = 1e-6, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.gain = nn.Parameter(torch.ones(self.out_channels, 1, 1, 1))
+        self.gamma, self.eps = gamma, eps
+
+    @classmethod
+    def like(cls, layer: nn.Conv2d, gamma: float) -> ScaledStdConv2d:
+        """A standardised conv of ``layer``'s shape (fresh weights)."""
+        return cls(layer.in_channels, layer.out_channels, layer.kernel_size, stride=layer.stride,
+                   padding=layer.padding, groups=layer.groups, bias=layer.bias is not None,
+                   gamma=gamma, device=layer.weight.device)
+
+    def standardized_weight(self) -> Tensor:
+        w = self.weight
+        fan_in = w[0].numel()
+        mean = w.mean((1, 2, 3), keepdim=True)
+        var = w.var((1, 2, 3), keepdim=True, unbiased=False)
+        return (w - mean) * torch.rsqrt(var * fan_in + self.eps) * (self.gain * self.gamma)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self._conv_forward(x, self.standardized_weight(), self.bias)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, gamma={self.gamma:.4g}"
+
+
+class BranchGain(nn.Module):
+    """F(x) scaled before the merge: by a learnable scalar starting at ``init`` (SkipInit:
+    0; Fixup: 1, followed by a learnable scalar bias), or by a constant (NF-ResNet's alpha)."""
+
+    def __init__(self, init: float, *, learnable: bool, bias: bool = False) -> None:
+        super().__init__()
+        if learnable:
+            self.scale = nn.Parameter(torch.full((), float(init)))
+        else:
+            self.register_buffer("scale", torch.tensor(float(init)), persistent=False)
+        self.bias = nn.Parameter(torch.zeros(())) if bias else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x * self.scale
+        return x if self.bias is None else x + self.bias
+
+
+class BranchInput(nn.Module):
+    """What the branch (and a projecting shortcut) reads: x + a learnable scalar bias (Fixup),
+    or x / beta, beta the expected std of x (NF-ResNet)."""
+
+    def __init__(self, *, bias: bool = False, beta: float = 1.0) -> None:
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(())) if bias else None
+        self.inv_beta = 1.0 / beta
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.bias is not None:
+            return x + self.bias
+        return x * self.inv_beta
+
+    def extra_repr(self) -> str:
+        return "bias" if self.bias is not None else f"beta={1.0 / self.inv_beta:.4g}"

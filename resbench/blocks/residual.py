@@ -7,20 +7,29 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import torch
 from torch import Tensor, nn
 
 from resbench.blocks.layers import (
     ACTIVATIONS,
     NORMS,
+    RELU_GAMMA,
     ActFactory,
+    BranchGain,
+    BranchInput,
     DropPath,
     NormFactory,
+    ScaledStdConv2d,
     SqueezeExcite,
     conv,
     no_norm,
 )
 from resbench.blocks.shortcuts import SHORTCUTS, Shortcut
 from resbench.spec.vocab import BLOCKS as VOCABULARY
+
+
+# The block classes that implement each norm-free mode (resbench.spec.vocab.NORMFREE_BLOCKS).
+NORMFREE_BLOCKS_OF = {mode: ("BasicBlock", "Bottleneck") for mode in ("skipinit", "fixup", "nf")}
 
 
 class IncompatibleOptions(ValueError):
@@ -41,6 +50,9 @@ class BlockOptions:
     drop_path: float = 0.0
     shortcut_options: Mapping[str, Any] = field(default_factory=dict)  # the kind's, all set
     block_options: Mapping[str, Any] = field(default_factory=dict)  # the block kind's (if any)
+    normfree: str = "none"  # none | skipinit | fixup | nf (resbench.spec.vocab.NORMFREE)
+    nf_alpha: float = 0.2
+    nf_beta: float = 1.0  # expected std of this block's input (nf)
 
     @property
     def normalized(self) -> bool:
@@ -61,6 +73,7 @@ class BlockOptions:
     def of(cls, *, shortcut: str = "identity", norm: str = "batch", activation: str = "relu",
            groups: int = 1, width_per_group: int = 64, expansion: int = 1, se_ratio: float = 0.0,
            drop_path: float = 0.0, block_options: Mapping[str, Any] | None = None,
+           normfree: str = "none", nf_alpha: float = 0.2, nf_beta: float = 1.0,
            **shortcut_options: Any) -> BlockOptions:
         """Options from registry names (``shortcut="gated"``, ``norm="group"``, ...); the
         shortcut's own options (``gate_bias=-2.0``) default to the vocabulary's values, and so
@@ -68,7 +81,7 @@ class BlockOptions:
         kind = SHORTCUTS.get(shortcut)
         return cls(kind, NORMS.get(norm), ACTIVATIONS.get(activation), groups, width_per_group,
                    expansion, se_ratio, drop_path, kind.options(shortcut_options),
-                   dict(block_options or {}))
+                   dict(block_options or {}), normfree, nf_alpha, nf_beta)
 
 
 class ResidualBlock(nn.Module):
@@ -110,6 +123,46 @@ class ResidualBlock(nn.Module):
         if "downsample" not in self._modules:
             self.downsample = None  # as in torchvision: every block has one
         self.__dict__["shortcut"] = shortcut
+        self._attach_normfree(opts)
+
+    def _attach_normfree(self, opts: BlockOptions) -> None:
+        """``branch_in`` (what the branch and a projection read) and ``gain`` (on F(x)) of the
+        norm-free modes; NF-ResNets also standardise every conv of the block."""
+        self.branch_in: nn.Module | None = None
+        self.gain: nn.Module | None = None
+        if opts.normfree == "none":
+            return
+        if opts.normfree not in NORMFREE_BLOCKS_OF or type(self).__name__ not in (
+                NORMFREE_BLOCKS_OF[opts.normfree]):
+            raise IncompatibleOptions(f"normfree {opts.normfree!r} is not built for "
+                                      f"{type(self).__name__}")
+        if opts.normfree == "skipinit":
+            self.gain = BranchGain(0.0, learnable=True)
+        elif opts.normfree == "fixup":
+            self.branch_in = BranchInput(bias=True)
+            self.gain = BranchGain(1.0, learnable=True, bias=True)
+        else:
+            self.branch_in = BranchInput(beta=opts.nf_beta)
+            self.gain = BranchGain(opts.nf_alpha, learnable=False)
+            for name, layer in list(self.named_modules()):
+                if isinstance(layer, nn.Conv2d) and not isinstance(layer, ScaledStdConv2d):
+                    # convs reading the block input (conv1, the projection) see x / beta;
+                    # the others read a ReLU's output
+                    reads_input = name == "conv1" or name.startswith("downsample")
+                    parent, _, child = name.rpartition(".")
+                    owner = self.get_submodule(parent) if parent else self
+                    setattr(owner, child, ScaledStdConv2d.like(
+                        layer, 1.0 if reads_input else RELU_GAMMA))
+
+    def fixup_init(self, branches: int) -> None:
+        """Fixup's init (Zhang et al. 2019): the branch's convs but the last scaled by
+        branches^(-1/(2m-2)) (m convs per branch), the last one zero."""
+        convs = [m for n, m in self.named_children() if n.startswith("conv")]
+        factor = branches ** (-1.0 / (2 * len(convs) - 2))
+        with torch.no_grad():
+            for layer in convs[:-1]:
+                layer.weight.mul_(factor)
+            nn.init.zeros_(convs[-1].weight)
 
     def train(self, mode: bool = True) -> ResidualBlock:
         super().train(mode)
@@ -171,13 +224,16 @@ class BasicBlock(ResidualBlock):
         return (self.bn2, self.conv2)
 
     def forward(self, x: Tensor) -> Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
+        pre = x if self.branch_in is None else self.branch_in(x)
+        out = self.relu(self.bn1(self.conv1(pre)))
         out = self.bn2(self.conv2(out))
         if self.se is not None:
             out = self.se(out)
+        if self.gain is not None:
+            out = self.gain(out)
         if self.drop_path is not None:
             out = self.drop_path(out)
-        return self.relu(self.shortcut.forward(out, x, x))
+        return self.relu(self.shortcut.forward(out, x, pre))
 
 
 class Bottleneck(ResidualBlock):
@@ -203,14 +259,17 @@ class Bottleneck(ResidualBlock):
         return (self.bn3, self.conv3)
 
     def forward(self, x: Tensor) -> Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
+        pre = x if self.branch_in is None else self.branch_in(x)
+        out = self.relu(self.bn1(self.conv1(pre)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
         if self.se is not None:
             out = self.se(out)
+        if self.gain is not None:
+            out = self.gain(out)
         if self.drop_path is not None:
             out = self.drop_path(out)
-        return self.relu(self.shortcut.forward(out, x, x))
+        return self.relu(self.shortcut.forward(out, x, pre))
 
 
 class PreActBasicBlock(ResidualBlock):

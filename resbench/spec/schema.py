@@ -29,6 +29,8 @@ from resbench.spec.vocab import (
     STEMS,
     ActivationKind,
     BlockKind,
+    NormFreeKind,
+    NORMFREE_BLOCKS,
     NormKind,
     ShortcutKind,
     StemKind,
@@ -220,6 +222,11 @@ class _SpecFields(Frozen):
     norm: NormKind = "batch"
     activation: ActivationKind = "relu"
     zero_init_residual: bool = False
+    normfree: NormFreeKind = Field("none", description=(
+        "Train without normalisation: skipinit (y = x + a·F(x), a learnable, starting at 0), "
+        "fixup (Zhang et al. 2019), nf (scaled weight standardisation, y = x + nf_alpha·F(x/beta),"
+        " Brock et al. 2021); fixup and nf need norm: none."))
+    nf_alpha: float = Field(0.2, gt=0.0, le=1.0, description="NF-ResNet's alpha (normfree: nf).")
     stochastic_depth: float = Field(0.0, ge=0.0, lt=1.0, description="Max drop-path rate.")
     stem: StemSpec
     block: BlockKind = "basic"
@@ -259,6 +266,7 @@ class Spec(_with_kind_options(_SpecFields, "_SpecOptions")):  # type: ignore[mis
         stages = tuple(self._resolve_stage(i, s) for i, s in enumerate(given))
         self._check_top_level_options(stages)
         stages = _resolve_channels(stem.width, stages)
+        self._check_normfree(stages)
         _check_shapes(stem.width, stages, given)
         size = self.input_size or STEMS[stem.kind].input_size
         for key, value in (("stem", stem), ("stages", stages), ("input_size", size)):
@@ -292,6 +300,25 @@ class Spec(_with_kind_options(_SpecFields, "_SpecOptions")):  # type: ignore[mis
         diffs = {j: _differences(first, b) for j, b in sorted(later.items())}
         diffs = {j: BlockSpec(**d) for j, d in diffs.items() if d}
         return first.model_copy(update={"blocks": diffs or None})
+
+    def _check_normfree(self, stages: tuple[StageSpec, ...]) -> None:
+        if self.normfree == "none":
+            if "nf_alpha" in self.model_fields_set:
+                raise ShapeError("nf_alpha", "nf_alpha applies only to normfree: nf, but "
+                                 "normfree is 'none'", self.nf_alpha)
+            return
+        if self.normfree != "nf" and "nf_alpha" in self.model_fields_set:
+            raise ShapeError("nf_alpha", f"nf_alpha applies only to normfree: nf, but normfree "
+                             f"is {self.normfree!r}", self.nf_alpha)
+        if self.normfree in ("fixup", "nf") and self.norm != "none":
+            raise ShapeError("norm", f"normfree: {self.normfree} replaces normalisation: set "
+                             f"norm: none, not {self.norm!r}", self.norm, ["none"])
+        for i, stage in enumerate(stages):
+            for b in _distinct_blocks(stage):
+                if b.block not in NORMFREE_BLOCKS:
+                    raise ShapeError(f"stages[{i}].block", f"normfree: {self.normfree} is built "
+                                     f"for {' and '.join(sorted(NORMFREE_BLOCKS))} blocks, not "
+                                     f"{b.block!r}", b.block, sorted(NORMFREE_BLOCKS))
 
     def _check_top_level_options(self, stages: tuple[StageSpec, ...]) -> None:
         used = {(axis, getattr(b, axis)) for s in stages for b in _distinct_blocks(s)
@@ -327,6 +354,10 @@ class Spec(_with_kind_options(_SpecFields, "_SpecOptions")):  # type: ignore[mis
                                                      *STAGE_DEFAULTS})
         if data["stem"]["widths"] is None:
             del data["stem"]["widths"]
+        if self.normfree == "none":  # fields added since keys were pinned
+            del data["normfree"]
+        if self.normfree != "nf":
+            del data["nf_alpha"]
         for stage, out in zip(self.stages, data["stages"]):
             _drop_unused_options(stage, out)
             if stage.blocks is None:
@@ -371,6 +402,7 @@ class Spec(_with_kind_options(_SpecFields, "_SpecOptions")):  # type: ignore[mis
             "se_ratio": common("se_ratio"),
             "stochastic_depth": self.stochastic_depth,
             "zero_init_residual": self.zero_init_residual,
+            "normfree": self.normfree,
             "num_classes": self.num_classes,
             "input_channels": self.input_channels,
             "input_size": self.input_size,

@@ -129,6 +129,13 @@ BlockKind = Literal[tuple(BLOCKS)]  # type: ignore[valid-type]
 StemKind = Literal[tuple(STEMS)]  # type: ignore[valid-type]
 ShortcutKind = Literal[tuple(SHORTCUTS)]  # type: ignore[valid-type]
 NormKind = Literal["batch", "group", "none"]
+# Ways to train deep residual nets without normalisation (``normfree``): none; SkipInit/ReZero,
+# a learnable scalar on each branch starting at 0 (De & Smith 2020; Bachlechner et al. 2020);
+# Fixup (Zhang et al. 2019); NF-ResNet's scaled weight standardisation with alpha/beta signal
+# scaling (Brock et al. 2021).
+NormFreeKind = Literal["none", "skipinit", "fixup", "nf"]
+NORMFREE: tuple[str, ...] = get_args(NormFreeKind)
+NORMFREE_BLOCKS = frozenset({"basic", "bottleneck"})  # the blocks that implement them
 ActivationKind = Literal["relu", "gelu", "silu"]
 NORMS: tuple[str, ...] = get_args(NormKind)
 ACTIVATIONS: tuple[str, ...] = get_args(ActivationKind)
