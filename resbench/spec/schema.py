@@ -5,10 +5,10 @@ from typing import Annotated, Any, Optional, TypeVar, Union
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
-    PositiveInt,
     PrivateAttr,
     Tag,
     create_model,
@@ -37,6 +37,33 @@ from resbench.spec.vocab import (
 )
 
 M = TypeVar("M", bound=BaseModel)
+
+# Upper bounds far above any published network (ResNet-1202 has 200 blocks a stage, a 10,000-layer
+# residual net 5,000; the widest nets have a few thousand channels), so that every spec that
+# validates can be counted by cost() on the meta device without overflowing a tensor's size,
+# and absurd values are refused at load time, not by a crash or an out-of-memory kill later.
+MAX_BLOCKS = 20_000  # per stage, and in all stages together
+MAX_STAGES = 64
+MAX_CHANNELS = 1 << 20  # any layer's channels: widths, stem width, bottleneck inner width
+MAX_INPUT_SIZE = 1 << 14
+MAX_CLASSES = 1 << 24
+MAX_EXPANSION = 64
+MAX_NAME = 200  # names become experiment folder names (at most 255 bytes on most file systems)
+MAX_DESCRIPTION = 10_000
+
+
+def _not_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("must be an integer, not a boolean")
+    return value
+
+
+def count(le: int) -> Any:
+    """An integer field in [1, ``le``]; ``true``/``false`` are not integers here."""
+    return Annotated[int, BeforeValidator(_not_bool), Field(gt=0, le=le)]
+
+
+PositiveInt = count(MAX_CHANNELS)  # widths, groups, width_per_group, stem width
 
 
 class Frozen(BaseModel):
@@ -79,9 +106,20 @@ def _kind_option_fields() -> dict[str, Any]:
     """One optional field per block or shortcut option the vocabulary declares (unset: a stage or
     block of that kind gets the declared default; others must leave it unset)."""
     return {
-        field: (Optional[option.type], Field(None, description=(
+        field: (Optional[_option_type(option)], Field(None, description=(
             f"{option.description} Only for the {kind!r} {axis} (default {option.default!r}).")))
         for field, (axis, kind, option) in KIND_OPTIONS.items()}
+
+
+def _option_type(option: Any) -> Any:
+    """An option's field type: a bounded count for integers, a float within the option's range
+    where it declares one."""
+    if option.type is int:
+        return count(MAX_CHANNELS)
+    if option.range is not None:
+        lo, hi = option.range
+        return Annotated[float, Field(gt=lo, le=hi)]
+    return option.type
 
 
 def _with_kind_options(base: type[M], name: str, **more: Any) -> type[M]:
@@ -101,7 +139,7 @@ class _BlockFields(Frozen):
     shortcut: Optional[ShortcutKind] = Field(None, description=SHORTCUT_HELP)
     groups: Optional[PositiveInt] = None
     width_per_group: Optional[PositiveInt] = None
-    expansion: Optional[PositiveInt] = None
+    expansion: Optional[count(MAX_EXPANSION)] = None
     se_ratio: Optional[float] = Field(None, ge=0.0, le=1.0)
 
 
@@ -114,12 +152,12 @@ BLOCK_FIELDS = tuple(BlockSpec.model_fields)
 
 
 class _StageFields(Frozen):
-    depth: Optional[PositiveInt] = Field(
+    depth: Optional[count(MAX_BLOCKS)] = Field(
         None, description="Blocks in the stage (default: the length of a list of blocks).")
     width: Optional[PositiveInt] = Field(
         None, description="Planes of each block (a dense layer's growth rate); a transition's "
         "follows from its input and compression.")
-    stride: int = Field(1, ge=1, le=4)
+    stride: count(4) = 1
 
 
 def _blocks_form(value: Any) -> str:
@@ -128,7 +166,8 @@ def _blocks_form(value: Any) -> str:
 
 # A mapping or a list; the discriminator reports only the errors of the form given.
 _BLOCKS_FIELD = (Optional[Annotated[Union[Annotated[dict[int, BlockSpec], Tag("dict")],
-                                          Annotated[list[BlockSpec], Tag("list")]],
+                                          Annotated[list[BlockSpec], Field(max_length=MAX_BLOCKS),
+                                                    Tag("list")]],
                                     Discriminator(_blocks_form)]], Field(
     None, description="Per-block settings: {index: {field: value}} (negative indices count from "
     "the end) or one mapping per block."))
@@ -200,12 +239,14 @@ class RegNetSpec(Frozen):
     """RegNet's design-space parameters (Radosavovic et al. 2020): the spec's stages follow
     from them (``resbench.spec.regnet``), as ``block: regnet`` stages with projections."""
 
-    depth: PositiveInt = Field(description="Blocks in all (d).")
+    depth: count(MAX_BLOCKS) = Field(description="Blocks in all (d).")
     w0: PositiveInt = Field(multiple_of=QUANT, description="Width of the first block.")
-    wa: float = Field(ge=0.0, description="Width slope per block.")
-    wm: float = Field(gt=1.0, description="Width multiplier between stages, in log space.")
+    wa: float = Field(ge=0.0, le=MAX_CHANNELS, description="Width slope per block.")
+    wm: float = Field(gt=1.0, le=64.0, description="Width multiplier between stages, in log "
+                      "space.")
     group_width: PositiveInt = Field(description="Channels per group of the 3x3 convs.")
-    bottleneck_ratio: float = Field(1.0, gt=0.0, description="Inner width / width of a block.")
+    bottleneck_ratio: float = Field(1.0, gt=0.0, le=MAX_EXPANSION,
+                                    description="Inner width / width of a block.")
 
     def stages(self) -> list[dict[str, Any]]:
         return regnet_stages(**self.model_dump())
@@ -214,11 +255,12 @@ class RegNetSpec(Frozen):
 class _SpecFields(Frozen):
     """The spec's fields before the shortcut options (the order pydantic reports errors in)."""
 
-    name: str = ""
-    description: str = ""
+    name: str = Field("", max_length=MAX_NAME)
+    description: str = Field("", max_length=MAX_DESCRIPTION)
     input_channels: PositiveInt = 3
-    num_classes: PositiveInt = 1000
-    input_size: Optional[PositiveInt] = Field(None, description="Default: 32 for the cifar stem, else 224.")
+    num_classes: count(MAX_CLASSES) = 1000
+    input_size: Optional[count(MAX_INPUT_SIZE)] = Field(
+        None, description="Default: 32 for the cifar stem, else 224.")
     norm: NormKind = "batch"
     activation: ActivationKind = "relu"
     zero_init_residual: bool = False
@@ -233,14 +275,14 @@ class _SpecFields(Frozen):
     shortcut: ShortcutKind = Field("projection", description=SHORTCUT_HELP)
     groups: PositiveInt = 1
     width_per_group: PositiveInt = 64
-    expansion: Optional[PositiveInt] = None
+    expansion: Optional[count(MAX_EXPANSION)] = None
     se_ratio: float = Field(0.0, ge=0.0, le=1.0)
 
 
 class Spec(_with_kind_options(_SpecFields, "_SpecOptions")):  # type: ignore[misc]
     """A residual (or plain) network as data."""
 
-    stages: tuple[StageSpec, ...] = ()
+    stages: tuple[StageSpec, ...] = Field((), max_length=MAX_STAGES)
     regnet: Optional[RegNetSpec] = Field(
         None, description="Generate the stages from RegNet's parameters instead of listing them.")
     head: HeadSpec = HeadSpec()
@@ -265,7 +307,9 @@ class Spec(_with_kind_options(_SpecFields, "_SpecOptions")):  # type: ignore[mis
                              "generates them)", [])
         stages = tuple(self._resolve_stage(i, s) for i, s in enumerate(given))
         self._check_top_level_options(stages)
+        _check_sizes(stages)
         stages = _resolve_channels(stem.width, stages)
+        _check_sizes(stages, channels=True)
         self._check_normfree(stages)
         _check_shapes(stem.width, stages, given)
         size = self.input_size or STEMS[stem.kind].input_size
@@ -412,7 +456,12 @@ class Spec(_with_kind_options(_SpecFields, "_SpecOptions")):  # type: ignore[mis
 def _resolve_stem(stem: StemSpec) -> StemSpec:
     widths = stem.widths
     if widths is None:
-        return stem.model_copy(update={"width": stem.width or STEMS[stem.kind].width})
+        stem = stem.model_copy(update={"width": stem.width or STEMS[stem.kind].width})
+        if stem.kind in STEM_WIDTHS and stem.width % 2:
+            raise ShapeError("stem.width", "the deep stem's first two convs have width / 2 "
+                             f"channels, so its width must be even, but is {stem.width} (or give "
+                             "each conv's width: widths)", stem.width)
+        return stem
     convs = STEM_WIDTHS.get(stem.kind)
     if convs is None:
         raise ShapeError("stem.widths", f"widths applies only to the {' and '.join(STEM_WIDTHS)} "
@@ -507,6 +556,40 @@ def _resolve_block(where: str, block: StageSpec, stage_explicit: Any,
                              f"{block.bottleneck_ratio:g}) = {inner} must be a positive multiple "
                              f"of group_width {block.group_width}", block.group_width)
     return block
+
+
+def _inner_widths(block: StageSpec) -> tuple[tuple[str, int], ...]:
+    """The inner widths a block's kind computes from its fields, by the field to blame."""
+    if BLOCKS[block.block].grouped:
+        return (("width_per_group", block.inner_width),)
+    if block.block == "regnet":
+        return (("bottleneck_ratio", round(block.width * block.bottleneck_ratio)),)
+    if block.block == "dense":
+        return (("bn_size", block.bn_size * block.width),)
+    return ()
+
+
+def _check_sizes(stages: tuple[StageSpec, ...], channels: bool = False) -> None:
+    """Bounds on what fields multiply to: blocks in all stages; then (``channels``, once the
+    channel flow is resolved) channels of any layer."""
+    if not channels:
+        blocks = sum(s.depth for s in stages)
+        if blocks > MAX_BLOCKS:
+            raise ShapeError("stages", f"the stages have {blocks:,} blocks in all; at most "
+                             f"{MAX_BLOCKS:,} are allowed", blocks)
+        for i, stage in enumerate(stages):
+            for b in _distinct_blocks(stage):
+                for field, inner in _inner_widths(b):
+                    if inner > MAX_CHANNELS:
+                        raise ShapeError(f"stages[{i}].{field}", f"this stage's inner width has "
+                                         f"{inner:,} channels; at most {MAX_CHANNELS:,} are "
+                                         "allowed", getattr(b, field))
+        return
+    for i, stage in enumerate(stages):
+        if stage.out_channels > MAX_CHANNELS:
+            raise ShapeError(f"stages[{i}].width", f"this stage's output width has "
+                             f"{stage.out_channels:,} channels; at most {MAX_CHANNELS:,} are "
+                             "allowed", stage.width)
 
 
 def _check_channel_kinds(where: str, plain: StageSpec, settings: list[StageSpec],

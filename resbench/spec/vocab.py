@@ -21,6 +21,7 @@ class Option:
     default: Any
     description: str  # one line, for the JSON Schema and the docs
     choices: tuple[Any, ...] = ()  # the values allowed, where not every value of ``type`` is
+    range: tuple[float, float] | None = None  # (lo, hi]: a float option's bounds, if any
 
     def __post_init__(self) -> None:
         if not isinstance(self.default, self.type):
@@ -71,7 +72,8 @@ BLOCKS: dict[str, BlockInfo] = {
     # round(width * bottleneck_ratio), 3x3 grouped in groups of group_width (stride), SE sized
     # from the block's input (round(se_ratio * in_channels)) on the inner width, 1x1 to width.
     "regnet": BlockInfo(convs=3, expansion=1, grouped=False, options={
-        "bottleneck_ratio": Option(float, 1.0, "Inner width / width of a RegNet block."),
+        "bottleneck_ratio": Option(float, 1.0, "Inner width / width of a RegNet block.",
+                                   range=(0.0, 64.0)),
         "group_width": Option(int, 8, "Channels per group of a RegNet block's 3x3 conv."),
     }),
     # DenseNet's layer (Huang et al. 2017; torchvision's _DenseLayer): norm, act, 1x1 conv to
@@ -84,7 +86,8 @@ BLOCKS: dict[str, BlockInfo] = {
     # DenseNet's transition (torchvision's _Transition): norm, act, 1x1 conv to
     # int(in_channels * compression) channels, 2x2 average pool (stride); no shortcut.
     "transition": BlockInfo(convs=1, expansion=1, grouped=False, options={
-        "compression": Option(float, 0.5, "Output channels / input channels of a transition."),
+        "compression": Option(float, 0.5, "Output channels / input channels of a transition.",
+                              range=(0.0, 1.0)),
     }),
 }
 # Blocks whose output width follows from their input (a transition's width is resolved from it).
