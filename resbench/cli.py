@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from resbench import cli_types
 from resbench.errors import UserError
 
 # Subcommands implemented elsewhere: name -> (module with add_arguments/run, one-line help).
@@ -23,7 +24,10 @@ def _validate(args: argparse.Namespace) -> int:
     from resbench.spec.load import iter_spec_files
 
     failures = 0
-    for path in iter_spec_files(args.specs):
+    paths = iter_spec_files(args.specs)
+    if not paths:
+        raise UserError(f"no spec files (*.yaml, *.yml, *.json) in {', '.join(map(str, args.specs))}")
+    for path in paths:
         try:
             spec = load_spec(path)
         except UserError as exc:
@@ -85,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("show", help="per-stage table of blocks, shapes, params and MACs",
                        description="Print a spec's stages with output shape, params and MACs.")
     p.add_argument("spec", type=Path, metavar="SPEC")
-    p.add_argument("--input-size", type=int, default=None,
+    p.add_argument("--input-size", type=cli_types.positive, default=None,
                    help="input resolution (default: the spec's input_size)")
     p.set_defaults(func=_show)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -107,6 +107,10 @@ class TransferConfig(_Frozen):
         return self
 
 
+Seed = Annotated[int, Field(ge=0, lt=2**32)]
+"""A training seed: numpy's and CUDA's generators take 32-bit seeds."""
+
+
 class Recipe(_Frozen):
     """How to train and measure one spec. Every field has a default; see module docstring."""
 
@@ -119,7 +123,7 @@ class Recipe(_Frozen):
     augment: AugmentConfig = AugmentConfig()
     data: DataConfig = DataConfig()
     transfer: TransferConfig = TransferConfig()
-    seeds: tuple[int, ...] = Field((0,), min_length=1)
+    seeds: tuple[Seed, ...] = Field((0,), min_length=1, max_length=10_000)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     channels_last: bool = False
