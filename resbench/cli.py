@@ -75,7 +75,7 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = cli_types.ArgumentParser(
         prog="resbench",
         description="Residual networks as data: validate, build, train, search and compare specs.")
     parser.add_argument("--version", action="version", version=_version())

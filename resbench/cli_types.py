@@ -7,9 +7,19 @@ from __future__ import annotations
 
 import argparse
 import os
+import typing
 from pathlib import Path
 
 from resbench.errors import check_path_text, clip, shown
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser with the entry points' error policy: a bad or missing flag prints one
+    ``error: <message>`` line to stderr and exits 2, as a ``UserError`` does (argparse itself
+    would print the usage and ``prog: error: ...``). Subcommand parsers inherit it."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
 
 SEED_LIMIT = 2**32
 """Seeds are in [0, 2^32): what numpy's and CUDA's generators (and Optuna's samplers) take."""
