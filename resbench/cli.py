@@ -43,11 +43,13 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
+    from resbench import memory
     from resbench.compile import cost
     from resbench.spec import load_spec
 
     spec = load_spec(args.spec)
     c = cost(spec, input_size=args.input_size)
+    memory.check(memory.inference(c.params, c.activation_bytes), name=f"spec {spec.name!r}")
     rows = [(s.name, str(s.blocks), "x".join(map(str, s.output_shape[1:])), f"{s.params:,}",
              f"{s.macs / 1e6:,.1f}", f"{s.activation_bytes / 2**20:,.2f}") for s in c.stages]
     rows.append(("total", str(sum(s.depth for s in spec.stages)), "", f"{c.params:,}",
