@@ -62,9 +62,12 @@ def threads(text: str) -> int:
 
 
 def name(text: str) -> str:
-    """A non-empty name (an experiment, an objective list)."""
+    """A non-empty name (an experiment, an objective list) of at most 200 characters."""
     if not text.strip():
         raise argparse.ArgumentTypeError("must not be empty")
+    if len(text) > 200:
+        raise argparse.ArgumentTypeError(f"is {len(text)} characters long; at most 200 are "
+                                         f"allowed: {shown(text, 60)}")
     return text
 
 

@@ -18,8 +18,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from resbench.errors import SpecError
+from resbench.errors import SpecError, check_path_text
 from resbench.spec.merge import merge
+from resbench.spec.schema import MAX_INPUT_SIZE
 
 __all__ = ["Recipe", "locate_layer", "merge_layers", "parse_recipe", "recipe_defaults"]
 
@@ -76,11 +77,18 @@ class DataConfig(_Frozen):
 
     name: str = "digits"
     root: str | None = None
-    image_size: int | None = Field(None, gt=0)  # default: the data set's own
+    image_size: int | None = Field(None, gt=0, le=MAX_INPUT_SIZE)  # default: the data set's own
     val_fraction: float | None = Field(None, gt=0, lt=1)  # default: the test split, else 0.2
     limit: int | None = Field(None, gt=0)  # at most this many training examples
     download: bool = False
     options: dict[str, Any] = Field(default_factory=dict)  # data-set specific (synthetic's count...)
+
+    @field_validator("root")
+    @classmethod
+    def _root_is_a_path(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_path_text(value, what="root")  # no NUL byte, no over-long name
+        return value
 
 
 class TransferConfig(_Frozen):

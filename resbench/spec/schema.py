@@ -40,6 +40,8 @@ MAX_CHANNELS = 1 << 20  # any layer's channels: widths, stem width, bottleneck i
 MAX_INPUT_SIZE = 1 << 14
 MAX_CLASSES = 1 << 24
 MAX_EXPANSION = 64
+MAX_NAME = 200  # names become experiment folder names (at most 255 bytes on most file systems)
+MAX_DESCRIPTION = 10_000
 
 
 def _not_bool(value: Any) -> Any:
@@ -136,8 +138,8 @@ STAGE_DEFAULTS = ("block", "shortcut", "groups", "width_per_group", "expansion",
 class _SpecFields(Frozen):
     """The spec's fields before the shortcut options (the order pydantic reports errors in)."""
 
-    name: str = ""
-    description: str = ""
+    name: str = Field("", max_length=MAX_NAME)
+    description: str = Field("", max_length=MAX_DESCRIPTION)
     input_channels: PositiveInt = 3
     num_classes: count(MAX_CLASSES) = 1000
     input_size: Optional[count(MAX_INPUT_SIZE)] = Field(

@@ -377,7 +377,8 @@ def _parse_settings(raw: Any, file: str | None) -> SearchSettings:
                                 path=f"search.{key}", value=raw[key])
             out[key] = raw[key]
     if raw.get("experiment") is not None:
-        if not isinstance(raw["experiment"], str) or not raw["experiment"].strip():
+        if (not isinstance(raw["experiment"], str) or not raw["experiment"].strip()
+                or len(raw["experiment"]) > 200):
             raise SpecError("experiment must be a name", file=file, path="search.experiment",
                             value=raw["experiment"])
         out["experiment"] = raw["experiment"]
