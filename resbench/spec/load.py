@@ -46,6 +46,7 @@ def read_file(path: str | Path) -> dict[str, Any]:
     file (and, where known, the line or field path)."""
     path = Path(path)
     check_path_text(str(path), what="the file name", file=None)
+    _check_regular(_stat(path), path)  # before anything opens it: a FIFO would block
     if path.suffix.lower() not in SUFFIXES:
         raise SpecError("unsupported file type", file=path, value=path.suffix, allowed=SUFFIXES)
     text = _read_text(path)
@@ -73,14 +74,16 @@ def read_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def _read_text(path: Path) -> str:
+def _stat(path: Path) -> os.stat_result:
     try:
-        info = os.stat(path)
+        return os.stat(path)
     except FileNotFoundError:
         raise SpecError("file not found", file=path) from None
     except (OSError, ValueError) as exc:
         raise SpecError(f"cannot read file: {_os_problem(exc)}", file=path) from None
-    _check_regular(info, path)
+
+
+def _read_text(path: Path) -> str:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
         with os.fdopen(fd, "rb") as handle:
