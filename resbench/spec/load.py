@@ -66,6 +66,10 @@ def read_file(path: str | Path) -> dict[str, Any]:
     except ValueError as exc:  # int(): more than sys.get_int_max_str_digits(); bad timestamps
         raise SpecError(f"invalid {path.suffix[1:].upper()}: {_value_problem(exc)}",
                         file=path) from None
+    except (AttributeError, TypeError, IndexError, KeyError) as exc:
+        # PyYAML's constructors of explicit tags (!!timestamp x, ...) fail on malformed values
+        raise SpecError(f"invalid YAML: a tagged value cannot be built ({type(exc).__name__})",
+                        file=path) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -195,6 +199,18 @@ class _BoundedLoader(yaml.SafeLoader):
                         "mapping)", key_node.start_mark)
                 seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+
+def _construct_timestamp(loader: _BoundedLoader, node: yaml.ScalarNode) -> Any:
+    """PyYAML's timestamp, refusing what its pattern does not match (``!!timestamp x`` would
+    raise AttributeError inside PyYAML)."""
+    if loader.timestamp_regexp.match(loader.construct_scalar(node)) is None:
+        raise yaml.constructor.ConstructorError(None, None, "not a timestamp: "
+                                                f"{shown(node.value)}", node.start_mark)
+    return yaml.SafeLoader.construct_yaml_timestamp(loader, node)
+
+
+_BoundedLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)
 
 
 def _check_json_depth(text: str, path: Path) -> None:

@@ -52,6 +52,8 @@ def billion_laughs(levels: int) -> str:
     ("surrogate.yaml", SPEC + 'description: "\\udc80"\n', "description: a lone UTF-16 surrogate"),
     ("surrogate.yaml", SPEC + 'recipe: {data: {options: {"\\ud800": 1}}}\n', "recipe.data.options"),
     ("date.yaml", SPEC.replace("num_classes: 10", "name: 2020-13-45"), "invalid YAML"),
+    ("tag.yaml", SPEC + "description: !!timestamp x\n", "invalid YAML: not a timestamp: 'x'"),
+    ("tag.yaml", "? !!set {a}\n", "invalid YAML"),
     ("nul.yaml", SPEC + "name: a\0b\n", "invalid YAML"),
     ("latin1.yaml", SPEC + "description: caf\xe9\n", "not UTF-8"),
     ("bool.yaml", "stem: cifar\nstages: [{depth: true, width: 8}]\n",
