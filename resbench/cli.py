@@ -85,12 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", help="check spec files (directories are searched)",
                        description="Validate spec files; exit 2 if any is invalid.")
-    p.add_argument("specs", nargs="+", type=Path, metavar="SPEC")
+    p.add_argument("specs", nargs="+", type=lambda text: Path(cli_types.path_text(text)),
+                   metavar="SPEC")
     p.set_defaults(func=_validate)
 
     p = sub.add_parser("show", help="per-stage table of blocks, shapes, params and MACs",
                        description="Print a spec's stages with output shape, params and MACs.")
-    p.add_argument("spec", type=Path, metavar="SPEC")
+    p.add_argument("spec", type=lambda text: Path(cli_types.path_text(text)), metavar="SPEC")
     p.add_argument("--input-size", type=cli_types.positive, default=None,
                    help="input resolution (default: the spec's input_size)")
     p.set_defaults(func=_show)

@@ -71,6 +71,13 @@ def name(text: str) -> str:
     return text
 
 
+def path_text(text: str) -> str:
+    """A path given on the command line: not empty (``""`` would silently mean the current
+    folder), no NUL byte, no over-long component."""
+    _path(text, "a file or folder")
+    return text
+
+
 def results_root(text: str) -> str:
     """A folder for experiments: not empty, not a file, not under /proc, /sys or /dev (it may
     not exist yet; it is created when results are written)."""

@@ -44,6 +44,12 @@ def flag_error(capsys, *argv: str) -> str:
     (["show", "s.yaml", "--input-size", "-3"], "--input-size: must be an integer >= 1"),
     (["report", "r", "-o", "/proc/out"], "-o/--out: '/proc/out' is under /proc"),
     (["bench", "--bogus"], "unrecognized arguments: --bogus"),
+    (["validate", ""], "must name a file or folder, not be empty"),
+    (["show", ""], "must name a file or folder"),
+    (["bench", ""], "must name a file or folder"),
+    (["search", ""], "must name a file or folder"),
+    (["report", "", "-o", "out"], "must name a file or folder"),
+    (["validate", "a\0b.yaml"], "contains a NUL byte"),
 ])
 def test_bad_flags_are_one_error_line(capsys, argv, fragment):
     assert fragment in flag_error(capsys, *argv)

@@ -9,7 +9,7 @@ from resbench.report import GROUP_BY_DEFAULTS, PARETO_X, make_report
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the ``report`` subcommand's arguments on ``parser``."""
-    parser.add_argument("results_dirs", nargs="+", metavar="RESULTS_DIR",
+    parser.add_argument("results_dirs", nargs="+", metavar="RESULTS_DIR", type=cli_types.path_text,
                         help="experiment folders (results/<experiment>) or results roots "
                              "holding several; all are compared in one report")
     parser.add_argument("-o", "--out", required=True, metavar="OUT_DIR", type=cli_types.results_root,

@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``search`` subcommand's flags (defaults come from the space's ``search:`` section)."""
     parser.epilog = CLUSTER_HELP
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("space", help="search-space file (YAML/JSON)")
+    parser.add_argument("space", type=cli_types.path_text, help="search-space file (YAML/JSON)")
     parser.add_argument("--runner", choices=("local", "ray"), default="local",
                         help="local: Optuna on this machine (default); ray: Ray Tune")
     parser.add_argument("--trials", type=cli_types.positive, help="number of trials, infeasible and reused "

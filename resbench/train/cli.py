@@ -19,6 +19,7 @@ DEFAULT_SUITE = library_root() / "suites" / "degradation.yaml"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``resbench bench`` and ``run_bench.py``."""
     parser.add_argument("target", nargs="?", default=None, metavar="SUITE_OR_SPEC",
+                        type=cli_types.path_text,
                         help="a suite file, or a spec file run as a one-spec suite "
                              f"(default: {_shown(DEFAULT_SUITE)})")
     parser.add_argument("--results", default="results", metavar="DIR", type=cli_types.results_root,

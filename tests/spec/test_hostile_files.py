@@ -170,6 +170,44 @@ def test_list_overrides_need_integer_indices(key):
     assert merge([1, 2], {1: 5}) == merge([1, 2], {"1": 5}) == [1, 5]
 
 
+@pytest.mark.parametrize("dist, fragment", [
+    ({"$float": [0.01, 1.0], "step": float("nan")}, "step must be a positive number"),
+    ({"$float": [0.01, 1.0], "step": float("inf")}, "step must be a positive number"),
+    ({"$float": [float("nan"), 1.0]}, "needs finite bounds"),
+    ({"$float": [0.01, float("inf")]}, "needs finite bounds"),
+])
+def test_search_ranges_must_be_finite(dist, fragment):
+    from resbench.spec.space import parse_space
+
+    with pytest.raises(SpecError, match=fragment):
+        parse_space({"stem": "cifar", "stages": [{"depth": 1, "width": 8}],
+                     "recipe": {"optimizer": {"lr": dist}}}, file="space.yaml")
+
+
+@pytest.mark.parametrize("seeds", [[2**70], [-1], [2**32]])
+def test_seeds_are_32_bit(seeds):
+    from resbench.spec.recipe import parse_recipe
+
+    with pytest.raises(SpecError, match=r"recipe.seeds\[0\]"):
+        parse_recipe({"seeds": seeds}, file="s.yaml", path="recipe")
+    assert parse_recipe({"seeds": [0, 2**32 - 1]}).seeds == (0, 2**32 - 1)
+
+
+def test_search_seeds_are_32_bit():
+    from resbench.spec.space import parse_space
+
+    with pytest.raises(SpecError, match=r"search.sampler_seed: sampler_seed must be an integer in"):
+        parse_space({"stem": "cifar", "stages": [{"depth": 1, "width": 8}],
+                     "search": {"sampler_seed": 2**70}}, file="space.yaml")
+
+
+def test_data_root_must_be_a_path():
+    from resbench.spec.recipe import parse_recipe
+
+    with pytest.raises(SpecError, match=r"recipe.data.root: root contains a NUL byte"):
+        parse_recipe({"data": {"root": "a\0b"}}, file="s.yaml", path="recipe")
+
+
 # ----- a spec that validates must build ------------------------------------------------------
 
 def test_a_deep_stem_of_odd_width_is_refused_at_load_time():
