@@ -26,7 +26,8 @@ def _validate(args: argparse.Namespace) -> int:
     failures = 0
     paths = iter_spec_files(args.specs)
     if not paths:
-        raise UserError(f"no spec files (*.yaml, *.yml, *.json) in {', '.join(map(str, args.specs))}")
+        raise UserError("no spec files (*.yaml, *.yml, *.json) in "
+                        f"{', '.join(map(str, args.specs))}")
     for path in paths:
         try:
             spec = load_spec(path)

@@ -132,7 +132,9 @@ def shown(value: Any, limit: int = QUOTE_LIMIT) -> str:
 
 def clip(text: str, limit: int = QUOTE_LIMIT) -> str:
     """``text`` cut to ``limit`` characters, followed by how many were left out."""
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text) - limit} more characters)"
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
 
 
 NAME_MAX = 255  # bytes of one path component on common file systems (os.pathconf says more)

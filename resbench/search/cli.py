@@ -33,12 +33,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("space", type=cli_types.path_text, help="search-space file (YAML/JSON)")
     parser.add_argument("--runner", choices=("local", "ray"), default="local",
                         help="local: Optuna on this machine (default); ray: Ray Tune")
-    parser.add_argument("--trials", type=cli_types.positive, help="number of trials, infeasible and reused "
+    parser.add_argument("--trials", type=cli_types.positive,
+                        help="number of trials, infeasible and reused "
                         "ones included (default: the space's search.trials)")
-    parser.add_argument("--objective", type=cli_types.name, help=f"objective(s), comma-separated, from "
+    parser.add_argument("--objective", type=cli_types.name,
+                        help=f"objective(s), comma-separated, from "
                         f"{', '.join(OBJECTIVES)}; several give a multi-objective (Pareto) search")
-    parser.add_argument("--experiment", type=cli_types.name, help="results/<experiment>/ (default: the space's name)")
-    parser.add_argument("--results", default="results", type=cli_types.results_root, help="results root (default: results)")
+    parser.add_argument("--experiment", type=cli_types.name,
+                        help="results/<experiment>/ (default: the space's name)")
+    parser.add_argument("--results", default="results", type=cli_types.results_root,
+                        help="results root (default: results)")
     parser.add_argument("--sampler", choices=SAMPLERS, help="default: tpe, nsga2 for several objectives")
     parser.add_argument("--pruner", choices=PRUNERS, help="local runner's pruner (default: median)")
     parser.add_argument("--scheduler", choices=SCHEDULERS, default="asha",
@@ -47,7 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sampler-seed", type=cli_types.seed32, help="seed of the sampler")
     parser.add_argument("--max-params", help="reject samples with more parameters, untrained")
     parser.add_argument("--max-macs", help="reject samples with more MACs, untrained")
-    parser.add_argument("--storage", type=cli_types.storage, help="Optuna RDB URL (default: sqlite in the experiment folder)")
+    parser.add_argument("--storage", type=cli_types.storage,
+                        help="Optuna RDB URL (default: sqlite in the experiment folder)")
     parser.add_argument("--workers", type=cli_types.positive, default=1,
                         help="local runner: worker processes sharing the study")
     parser.add_argument("--retries", type=int, default=1,

@@ -134,6 +134,15 @@ class _Refused(yaml.MarkedYAMLError):
     """A YAML document over a bound (nesting, expanded size, recursive alias)."""
 
 
+def _construct_timestamp(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+    """PyYAML's timestamp, refusing what its pattern does not match (``!!timestamp x`` would
+    raise AttributeError inside PyYAML)."""
+    if loader.timestamp_regexp.match(loader.construct_scalar(node)) is None:
+        raise yaml.constructor.ConstructorError(None, None, "not a timestamp: "
+                                                f"{shown(node.value)}", node.start_mark)
+    return yaml.SafeLoader.construct_yaml_timestamp(loader, node)
+
+
 class _BoundedLoader(yaml.SafeLoader):
     """``yaml.SafeLoader`` that refuses duplicate keys and bounds nesting and alias expansion.
 
@@ -141,6 +150,9 @@ class _BoundedLoader(yaml.SafeLoader):
     :data:`MAX_DEPTH`, far below Python's recursion limit); each composed node's expanded size
     (an alias counts its anchor's whole size again) is summed on the way up and refused past
     :data:`MAX_VALUES`, so nothing is built from an alias bomb."""
+
+    yaml_constructors = {**yaml.SafeLoader.yaml_constructors,
+                         "tag:yaml.org,2002:timestamp": _construct_timestamp}
 
     def __init__(self, text: str) -> None:
         super().__init__(text)
@@ -199,18 +211,6 @@ class _BoundedLoader(yaml.SafeLoader):
                         "mapping)", key_node.start_mark)
                 seen.add(key)
         return super().construct_mapping(node, deep=deep)
-
-
-def _construct_timestamp(loader: _BoundedLoader, node: yaml.ScalarNode) -> Any:
-    """PyYAML's timestamp, refusing what its pattern does not match (``!!timestamp x`` would
-    raise AttributeError inside PyYAML)."""
-    if loader.timestamp_regexp.match(loader.construct_scalar(node)) is None:
-        raise yaml.constructor.ConstructorError(None, None, "not a timestamp: "
-                                                f"{shown(node.value)}", node.start_mark)
-    return yaml.SafeLoader.construct_yaml_timestamp(loader, node)
-
-
-_BoundedLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)
 
 
 def _check_json_depth(text: str, path: Path) -> None:
