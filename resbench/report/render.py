@@ -52,7 +52,9 @@ def _numbered(sections: list[Section]) -> dict[int, int]:
     return numbers
 
 
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~#])")
+# Marks escaped with a backslash; "_" only where it could open or close emphasis (CommonMark
+# never reads an underscore between two letters or digits as one, so resnet56_gated stays as is).
+_MD_SPECIAL = re.compile(r"([\\`*\[\]|~#]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))")
 
 
 def md_text(value: object) -> str:
