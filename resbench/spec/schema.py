@@ -46,7 +46,7 @@ MAX_DESCRIPTION = 10_000
 
 def _not_bool(value: Any) -> Any:
     if isinstance(value, bool):
-        raise ValueError(f"must be an integer, not {str(value).lower()}")
+        raise ValueError("must be an integer, not a boolean")
     return value
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from resbench.errors import SpecError, join_path
+from resbench.errors import SpecError, join_path, shown
 from resbench.errors import unknown as unknown_name
 from resbench.spec.load import BASE_KEY, field_info, format_path, load_raw, parse_spec
 from resbench.spec.recipe import parse_recipe, recipe_defaults
@@ -419,7 +419,7 @@ def positive_int(value: Any, *, file: str | None = None, path: str = "") -> int:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise SpecError(f"must be a positive integer, got {value!r}", file=file, path=path,
+        raise SpecError(f"must be a positive integer, got {shown(value)}", file=file, path=path,
                         value=value)
     return value
 
@@ -475,7 +475,7 @@ def _validate_values(space: Space) -> None:
         culprit = next((d for d in space.dists if d.name == exc.path), None)
         if culprit is not None:
             value = culprit.candidates()[0]
-            raise SpecError(f"value {value!r} makes an invalid spec: {exc.message}",
+            raise SpecError(f"value {shown(value)} makes an invalid spec: {exc.message}",
                             file=space.file, path=culprit.name, value=value,
                             allowed=exc.allowed) from None
         raise SpecError(f"the space's first point (first choices, lower bounds) is invalid: "
@@ -488,7 +488,7 @@ def _validate_values(space: Space) -> None:
             try:
                 _validate_point(spec, recipe, space.file)
             except SpecError as exc:
-                raise SpecError(f"value {value!r} makes an invalid spec: {exc.message} "
+                raise SpecError(f"value {shown(value)} makes an invalid spec: {exc.message} "
                                 f"(at {exc.path or 'top level'})", file=space.file,
                                 path=dist.name, value=value, allowed=exc.allowed) from None
 

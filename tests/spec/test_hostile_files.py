@@ -57,7 +57,7 @@ def billion_laughs(levels: int) -> str:
     ("nul.yaml", SPEC + "name: a\0b\n", "invalid YAML"),
     ("latin1.yaml", SPEC + "description: caf\xe9\n", "not UTF-8"),
     ("bool.yaml", "stem: cifar\nstages: [{depth: true, width: 8}]\n",
-     "stages[0].depth: must be an integer, not true"),
+     "stages[0].depth: must be an integer, not a boolean, got True"),
 ])
 def test_hostile_contents_are_located_spec_errors(tmp_path, name, text, fragment):
     path = tmp_path / name
