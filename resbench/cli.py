@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from resbench import cli_types
 from resbench.errors import UserError
 
 # Subcommands implemented elsewhere: name -> (module with add_arguments/run, one-line help).
@@ -23,7 +24,11 @@ def _validate(args: argparse.Namespace) -> int:
     from resbench.spec.load import iter_spec_files
 
     failures = 0
-    for path in iter_spec_files(args.specs):
+    paths = iter_spec_files(args.specs)
+    if not paths:
+        raise UserError("no spec files (*.yaml, *.yml, *.json) in "
+                        f"{', '.join(map(str, args.specs))}")
+    for path in paths:
         try:
             spec = load_spec(path)
         except UserError as exc:
@@ -39,11 +44,13 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
+    from resbench import memory
     from resbench.compile import cost
     from resbench.spec import load_spec
 
     spec = load_spec(args.spec)
     c = cost(spec, input_size=args.input_size)
+    memory.check(memory.inference(c.params, c.activation_bytes), name=f"spec {spec.name!r}")
     rows = [(s.name, str(s.blocks), "x".join(map(str, s.output_shape[1:])), f"{s.params:,}",
              f"{s.macs / 1e6:,.1f}", f"{s.activation_bytes / 2**20:,.2f}") for s in c.stages]
     rows.append(("total", str(sum(s.depth for s in spec.stages)), "", f"{c.params:,}",
@@ -71,7 +78,7 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = cli_types.ArgumentParser(
         prog="resbench",
         description="Residual networks as data: validate, build, train, search and compare specs.")
     parser.add_argument("--version", action="version", version=_version())
@@ -79,13 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", help="check spec files (directories are searched)",
                        description="Validate spec files; exit 2 if any is invalid.")
-    p.add_argument("specs", nargs="+", type=Path, metavar="SPEC")
+    p.add_argument("specs", nargs="+", type=lambda text: Path(cli_types.path_text(text)),
+                   metavar="SPEC")
     p.set_defaults(func=_validate)
 
     p = sub.add_parser("show", help="per-stage table of blocks, shapes, params and MACs",
                        description="Print a spec's stages with output shape, params and MACs.")
-    p.add_argument("spec", type=Path, metavar="SPEC")
-    p.add_argument("--input-size", type=int, default=None,
+    p.add_argument("spec", type=lambda text: Path(cli_types.path_text(text)), metavar="SPEC")
+    p.add_argument("--input-size", type=cli_types.positive, default=None,
                    help="input resolution (default: the spec's input_size)")
     p.set_defaults(func=_show)
 

@@ -24,10 +24,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from resbench.errors import SpecError, UserError
+from resbench.errors import SpecError, UserError, check_path_text
 from resbench.spec import Spec, load_spec
 from resbench.spec.load import parse_model, read_file
-from resbench.spec.recipe import Recipe, locate_layer, merge_layers, parse_recipe
+from resbench.spec.recipe import Recipe, Seed, locate_layer, merge_layers, parse_recipe
+from resbench.spec.schema import MAX_DESCRIPTION, MAX_NAME
 from resbench.store import TrialRecord
 
 
@@ -37,10 +38,10 @@ class SuiteFile(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = ""
-    description: str = ""
+    name: str = Field("", max_length=MAX_NAME)
+    description: str = Field("", max_length=MAX_DESCRIPTION)
     specs: tuple[str, ...] = Field(min_length=1)
-    seeds: tuple[int, ...] | None = Field(None, min_length=1)
+    seeds: tuple[Seed, ...] | None = Field(None, min_length=1)
     recipe: dict[str, Any] = Field(default_factory=dict)
     overrides: tuple[dict[str, Any], ...] = Field((dict(),), min_length=1)
 
@@ -145,6 +146,7 @@ def load_target(path: str | Path) -> Suite:
 
 
 def _expand(suite_file: Path, pattern: str, where: str) -> list[Path]:
+    check_path_text(pattern, what="a spec path", file=suite_file, path=where)
     base = suite_file.resolve().parent
     full = pattern if Path(pattern).is_absolute() else str(base / pattern)
     matches = sorted(Path(p) for p in glob.glob(full, recursive=True)) if glob.has_magic(pattern) \

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from resbench import memory
 from resbench.data import DataSplits, load_dataset, make_loader
 from resbench.spec import Spec
 from resbench.spec.recipe import DataConfig, Recipe
@@ -86,6 +87,8 @@ def run_trial(spec: Spec, recipe: Recipe, seed: int, *, data: DataSplits | None 
             status, reason = "pruned", run.stopped
     except Diverged as e:
         status, reason = "diverged", str(e)
+    except memory.TooLarge as e:  # refused before anything was allocated
+        status, reason = "failed", str(e)
     except (torch.OutOfMemoryError, MemoryError) as e:
         status, reason = "failed", f"out of memory: {_first_line(e)}"
         trace = traceback.format_exc(limit=8)
@@ -109,6 +112,19 @@ def run_trial(spec: Spec, recipe: Recipe, seed: int, *, data: DataSplits | None 
     if trace is not None:
         record.traceback = trace
     return record
+
+
+def check_fits(spec: Spec, recipe: Recipe, params: int, activation_bytes: int,
+               device: torch.device) -> None:
+    """Refuse (:class:`resbench.memory.TooLarge`) a trial whose estimated training memory
+    exceeds the device's memory (a GPU's) or what this process may use (the CPU)."""
+    estimate = memory.training(params, activation_bytes, recipe.batch_size, recipe.optimizer.name)
+    if device.type == "cuda":
+        total = torch.cuda.get_device_properties(device).total_memory
+        memory.check(estimate, total, where=f"{device} ({torch.cuda.get_device_name(device)})",
+                     name=f"spec {spec.name!r}")
+    else:
+        memory.check(estimate, where="this machine's memory", name=f"spec {spec.name!r}")
 
 
 def _first_line(e: BaseException) -> str:
@@ -143,6 +159,7 @@ class _Run:
         reset_peak_memory(self.device)
         c = cost(self.spec, input_size=data.image_size)
         self.cost = {"params": int(c.params), "macs": int(c.macs)}
+        check_fits(self.spec, recipe, c.params, c.activation_bytes, self.device)
         _seed_everything(self.seed)
         model = build(self.spec)
         initialise(model, recipe.transfer)
