@@ -3,6 +3,7 @@
 Records are ``TrialRecord`` models (``_model.py``: the one schema every writer builds and every
 read validates). Never imports torch; pandas is imported only by the ``load*`` functions.
 """
+from resbench.store._check import Problem, check, move_aside
 from resbench.store._load import (
     experiment_folders,
     load,
@@ -21,7 +22,7 @@ from resbench.store._model import (
     SuiteInfo,
     TrialRecord,
 )
-from resbench.store._records import canonical_json, trial_key
+from resbench.store._records import StoreWriteError, canonical_json, trial_key
 from resbench.store._store import Store, experiment_dir, now_iso
 
 __all__ = [
@@ -30,17 +31,21 @@ __all__ = [
     "DataInfo",
     "GradFlowRow",
     "Metrics",
+    "Problem",
     "RayInfo",
     "SearchInfo",
     "Store",
+    "StoreWriteError",
     "SuiteInfo",
     "TrialRecord",
     "canonical_json",
+    "check",
     "experiment_dir",
     "experiment_folders",
     "load",
     "load_curves",
     "load_grad_flow",
+    "move_aside",
     "now_iso",
     "records_frame",
     "trial_key",
