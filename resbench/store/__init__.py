@@ -4,6 +4,7 @@ Records are ``TrialRecord`` models (``_model.py``: the one schema every writer b
 read validates). Never imports torch; pandas is imported only by the ``load*`` functions.
 """
 from resbench.store._check import Problem, check, move_aside
+from resbench.store._claims import Claim, Claims, Owner
 from resbench.store._load import (
     experiment_folders,
     load,
@@ -26,11 +27,14 @@ from resbench.store._records import StoreWriteError, canonical_json, trial_key
 from resbench.store._store import Store, experiment_dir, now_iso
 
 __all__ = [
+    "Claim",
+    "Claims",
     "STATUSES",
     "CurveRow",
     "DataInfo",
     "GradFlowRow",
     "Metrics",
+    "Owner",
     "Problem",
     "RayInfo",
     "SearchInfo",
