@@ -78,3 +78,38 @@ def test_with_every_checkpoint_corrupt_the_trial_starts_again(data, full, tmp_pa
         record = run_trial(SPEC, RECIPE, 0, data=data, checkpoint_dir=tmp_path)
     assert record.status == "completed" and "resumed_from_epoch" not in record.to_json()
     assert same_curves(record, full)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_a_loss_that_explodes_but_stays_finite_is_diverged(data, optimizer):
+    recipe = parse_recipe({**TINY_RECIPE, "optimizer": {"name": optimizer, "lr": 1000.0}})
+    record = run_trial(SPEC, recipe, 0, data=data)
+    assert record.status == "diverged"
+    assert "exceeds divergence_factor 10000 x the starting loss" in record.reason
+    loose = parse_recipe({**TINY_RECIPE, "optimizer": {"name": optimizer, "lr": 1000.0},
+                          "divergence_factor": 1e30})
+    assert run_trial(SPEC, loose, 0, data=data).status == "completed"  # the bound is the recipe's
+
+
+@pytest.mark.parametrize("lr", [1e39, 1e300])
+def test_numeric_overflow_in_training_is_diverged(data, lr):
+    recipe = parse_recipe({**TINY_RECIPE, "optimizer": {"lr": lr}})
+    record = run_trial(SPEC, recipe, 0, data=data)
+    assert record.status == "diverged" and record.reason.startswith("numeric overflow at step 0")
+    assert record.traceback is None
+
+
+def test_divergence_factor_enters_the_trial_key_only_when_not_the_default():
+    base = parse_recipe(TINY_RECIPE)
+    assert "divergence_factor" not in base.trial_dict()
+    assert parse_recipe({**TINY_RECIPE, "divergence_factor": 1e4}).trial_dict() == base.trial_dict()
+    assert parse_recipe({**TINY_RECIPE, "divergence_factor": 100}).trial_dict() == \
+        {**base.trial_dict(), "divergence_factor": 100.0}
+    assert parse_recipe({**TINY_RECIPE, "divergence_factor": None}).trial_dict()[
+        "divergence_factor"] is None
+
+
+def test_the_starting_loss_survives_a_resume(data, tmp_path):
+    interrupted_after(1, data, tmp_path)
+    state = torch.load(tmp_path / CHECKPOINT, weights_only=True)
+    assert 1.0 < state["loop"]["start_loss"] < 2.0  # ln(4 classes) at initialisation
