@@ -27,7 +27,8 @@ def trial_key(canonical_spec: Mapping[str, Any], recipe: Mapping[str, Any], seed
 def check_key(key: str) -> str:
     """A record key is a plain file stem: letters, digits, `-` and `_` only."""
     if not isinstance(key, str) or not _KEY_RE.fullmatch(key):
-        raise UserError(f"invalid trial key {key!r}: use 1-128 letters, digits, '-' or '_'")
+        shown = repr(key) if len(repr(key)) <= 80 else f"{repr(key)[:80]}..."
+        raise UserError(f"invalid trial key {shown}: use 1-128 letters, digits, '-' or '_'")
     return key
 
 

@@ -25,18 +25,28 @@ from resbench.store._records import (
 MANIFEST = "manifest.json"
 TRIALS = "trials"
 _NAME_RE = re.compile(r"[A-Za-z0-9._-]+")  # the whole name: fullmatch (``$`` allows a final newline)
+MAX_NAME_BYTES = 255  # NAME_MAX of common file systems
 _NAME_RULE = "letters, digits, '-', '_' and '.', not empty, no path separators, not '.' or '..'"
 
 
 def experiment_dir(name: str, root: str | Path = "results") -> Path:
     """The folder of experiment ``name`` under ``root``; a name that could escape root is refused."""
     if not isinstance(name, str) or not name or not _NAME_RE.fullmatch(name) or set(name) == {"."}:
-        raise UserError(f"invalid experiment name {name!r}: use {_NAME_RULE}")
+        raise UserError(f"invalid experiment name {_shown(name)}: use {_NAME_RULE}")
+    if len(name.encode()) > MAX_NAME_BYTES:
+        raise UserError(f"invalid experiment name {_shown(name)}: {len(name.encode())} bytes long, "
+                        f"the limit is {MAX_NAME_BYTES} (a folder name)")
     root_path = Path(root).resolve()
     path = (root_path / name).resolve()
     if path.parent != root_path:
         raise UserError(f"experiment name {name!r} resolves to {path}, outside {root_path}")
     return path
+
+
+def _shown(value: object, limit: int = 80) -> str:
+    """A repr that never grows past ``limit`` characters (and says how much was left out)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text) - limit} more characters)"
 
 
 def now_iso() -> str:

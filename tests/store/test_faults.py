@@ -131,6 +131,16 @@ def test_experiment_names_with_control_characters_are_refused(tmp_path, name):
         experiment_dir(name, tmp_path)
 
 
+def test_an_over_long_experiment_name_is_refused_with_a_bounded_message(tmp_path):
+    experiment_dir("x" * 255, tmp_path)
+    with pytest.raises(UserError, match="256 bytes long, the limit is 255") as error:
+        experiment_dir("x" * 256, tmp_path)
+    assert len(str(error.value)) < 250
+    with pytest.raises(UserError, match="more characters") as error:
+        experiment_dir("/" * 10**6, tmp_path)
+    assert len(str(error.value)) < 300
+
+
 def test_trial_keys_with_a_trailing_newline_are_refused(tmp_path):
     with pytest.raises(UserError, match="invalid trial key"):
         Store(tmp_path / "exp").record_path("k1\n")
