@@ -23,7 +23,7 @@ from resbench.store._model import (
     SuiteInfo,
     TrialRecord,
 )
-from resbench.store._records import StoreWriteError, canonical_json, trial_key
+from resbench.store._records import StoreWriteError, canonical_json, trial_key, writing
 from resbench.store._store import Store, experiment_dir, now_iso
 
 __all__ = [
@@ -53,4 +53,5 @@ __all__ = [
     "now_iso",
     "records_frame",
     "trial_key",
+    "writing",
 ]

@@ -1,8 +1,9 @@
 """One trial: train and evaluate one spec under one recipe and seed, and return its record.
 
-A trial never raises for what happens in training: a NaN/inf loss ends it as ``diverged``, an
-exception or out-of-memory as ``failed`` with the reason, a reporter's stop as ``pruned``. Only
-bad input (a data set that does not exist) and KeyboardInterrupt escape.
+A trial never raises for what happens in training: a NaN/inf or exploding loss or a numeric
+overflow ends it as ``diverged``, an exception or out-of-memory as ``failed`` with the reason, a
+reporter's stop as ``pruned``. Only bad input (a data set that does not exist), a checkpoint
+folder that cannot be written (``StoreWriteError``) and KeyboardInterrupt escape.
 """
 from __future__ import annotations
 
@@ -26,9 +27,11 @@ from resbench.store import (
     DataInfo,
     GradFlowRow,
     Metrics,
+    StoreWriteError,
     TrialRecord,
     now_iso,
     trial_key,
+    writing,
 )
 from resbench.train.loop import Diverged, TrainLoop, resolve_device
 from resbench.train.metrics import latency_ms, peak_memory, reset_peak_memory
@@ -88,6 +91,8 @@ def run_trial(spec: Spec, recipe: Recipe, seed: int, *, data: DataSplits | None 
         run.execute(reporter)
         if run.stopped is not None:
             status, reason = "pruned", run.stopped
+    except StoreWriteError:
+        raise  # the results folder cannot be written: the run stops, the trial is not at fault
     except Diverged as e:
         status, reason = "diverged", str(e)
     except (torch.OutOfMemoryError, MemoryError) as e:
@@ -250,7 +255,6 @@ class _Run:
     def _save(self, epoch: int) -> None:
         if self.checkpoint is None or self.loop is None:
             return
-        self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
         state = {"key": self.key, "epoch": epoch, "loop": self.loop.state_dict(),
                  "python_rng": list(random.getstate()), "curves": self.curves,
                  "elapsed": self.elapsed(), "started_at": self.started_at}
@@ -258,13 +262,20 @@ class _Run:
         if generator is not None:
             state["loader_rng"] = generator.get_state()
         tmp = self.checkpoint.with_name(f".{CHECKPOINT}.{os.getpid()}.tmp")
-        try:
-            torch.save(state, tmp)
-            if self.checkpoint.is_file():  # keep the last good state until this one is in place
-                os.replace(self.checkpoint, self.checkpoint.with_name(PREVIOUS))
-            os.replace(tmp, self.checkpoint)
-        finally:
-            tmp.unlink(missing_ok=True)
+        # A full disk or read-only folder is a StoreWriteError naming the folder, which ends
+        # the run (it is no fault of the trial's); no partial temp file is left.
+        with writing(self.checkpoint.parent):
+            self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                with open(tmp, "wb") as f:  # a file object: torch then raises the OSError itself
+                    torch.save(state, f)
+                    f.flush()
+                    os.fsync(f.fileno())
+                if self.checkpoint.is_file():  # keep the last good state until this one is in
+                    os.replace(self.checkpoint, self.checkpoint.with_name(PREVIOUS))
+                os.replace(tmp, self.checkpoint)
+            finally:
+                tmp.unlink(missing_ok=True)
 
     # results ----------------------------------------------------------------------------------
     def elapsed(self) -> float:
