@@ -37,8 +37,13 @@ class Problem:
 def check(path_or_paths: Paths) -> list[Problem]:
     """Every bad file in the experiment folders named (each one, or a root holding several)."""
     problems: list[Problem] = []
-    for folder in experiment_folders(path_or_paths):
+    links_out: list[Path] = []
+    for folder in experiment_folders(path_or_paths, links_out=links_out):
         problems += _check_experiment(Store(folder))
+    for link in links_out:  # an experiment folder in a root, linked from outside it
+        problems.append(Problem(link, link.parent,
+                                f"the experiment folder is a symlink to {link.resolve()}, "
+                                f"outside the results folder {link.parent.resolve()}"))
     return problems
 
 

@@ -116,6 +116,21 @@ def test_a_symlinked_folder_inside_an_experiment_leading_out_is_refused(tmp_path
             store.inside(store.path / "checkpoints" / "k1" / "last.pt")
 
 
+def test_an_experiment_folder_linked_from_outside_a_results_root_is_refused(tmp_path):
+    two_records(tmp_path)
+    elsewhere = Store(tmp_path / "elsewhere" / "exp2")
+    elsewhere.write_record(make_record("k8"))
+    (tmp_path / "results" / "exp2").symlink_to(elsewhere.path)
+    with pytest.raises(UserError, match="exp2: the experiment folder is a symlink"):
+        load(tmp_path / "results")
+    (problem,) = check(tmp_path / "results")
+    assert problem.path == tmp_path / "results" / "exp2"
+    move_aside([problem])
+    assert elsewhere.has("k8") and len(load(tmp_path / "results")) == 2
+    with pytest.raises(UserError, match="outside"):
+        experiment_dir("exp2", tmp_path / "results" / "quarantine")
+
+
 def test_a_link_that_stays_inside_the_results_root_is_allowed(tmp_path):
     store = two_records(tmp_path)
     other = Store(tmp_path / "results" / "other")
