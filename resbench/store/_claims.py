@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from resbench.errors import UserError
-from resbench.store._records import read_json, write_json_atomic, writing
+from resbench.store._records import check_inside, read_json, write_json_atomic, writing
 
 CLAIMS = "claims"
 LOCK = ".lock"
@@ -99,6 +99,9 @@ class Claims:
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
+        experiment = self.folder.parent
+        check_inside(self.folder, experiment.resolve().parent, f"'{CLAIMS}' in experiment "
+                     f"{experiment.name!r}")
         with writing(self.folder):
             self.folder.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.folder / LOCK, os.O_RDWR | os.O_CREAT, 0o644)

@@ -94,6 +94,17 @@ def test_claims_of_live_dead_zombie_and_reused_pids(tmp_path, sleeper):
     assert claims.acquire("e").owner.attempt == 2
 
 
+def test_a_claims_link_leading_out_of_the_results_folder_is_refused(tmp_path):
+    from resbench.errors import UserError
+
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "results" / "exp").mkdir(parents=True)
+    (tmp_path / "results" / "exp" / "claims").symlink_to(tmp_path / "outside")
+    with pytest.raises(UserError, match="'claims' in experiment 'exp' is a symlink"):
+        Claims(tmp_path / "results" / "exp").acquire("k")
+    assert list((tmp_path / "outside").iterdir()) == []
+
+
 @pytest.mark.slow
 def test_two_bench_processes_train_each_trial_exactly_once(tmp_path, tiny_specs):
     epochs = 12  # over a second a trial: both processes are up before the first has done them all
