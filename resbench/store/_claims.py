@@ -121,9 +121,12 @@ class Claims:
         """The claim's owner; None if it is unreadable (a process killed while writing it)."""
         try:
             data = read_json(self.path(key))
-            return Owner(**{f: data[f] for f in Owner.__dataclass_fields__})
+            owner = Owner(**{f: data[f] for f in Owner.__dataclass_fields__})
         except (UserError, KeyError, TypeError):
             return None
+        typed = isinstance(owner.pid, int) and isinstance(owner.attempt, int) and \
+            isinstance(owner.host, str) and isinstance(owner.process_start, (str, type(None)))
+        return owner if typed else None
 
     def mine(self, owner: Owner) -> bool:
         return (owner.pid, owner.host, owner.process_start) == self.me
@@ -136,10 +139,14 @@ class Claims:
                 owner = self._owner(1)
                 with writing(self.folder):
                     fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-                    with os.fdopen(fd, "w", encoding="utf-8") as f:
-                        json.dump(asdict(owner), f)
-                        f.flush()
-                        os.fsync(f.fileno())
+                    try:
+                        with os.fdopen(fd, "w", encoding="utf-8") as f:
+                            json.dump(asdict(owner), f)
+                            f.flush()
+                            os.fsync(f.fileno())
+                    except BaseException:
+                        path.unlink(missing_ok=True)  # a full disk leaves no empty claim
+                        raise
                 return Claim("claimed", owner)
             held = self._read(key)
             if held is None:  # its writer died while writing it: a dead first attempt
