@@ -214,9 +214,6 @@ def run_suite(suite: Suite, *, results_root: str | Path = "results", experiment:
         while todo:
             for item in list(todo):
                 key = item[2]
-                if store.has(key, redo) or _finished_at(store, key) != seen[key]:
-                    todo.remove(item)  # another process recorded it meanwhile
-                    continue
                 claim = claims.acquire(key)
                 if claim.state == "busy":
                     if key not in waiting:
@@ -226,6 +223,10 @@ def run_suite(suite: Suite, *, results_root: str | Path = "results", experiment:
                     continue
                 todo.remove(item)
                 try:
+                    # Checked once the claim is held: a process writes the record before it
+                    # drops its claim, so a trial finished meanwhile is seen here.
+                    if store.has(key, redo) or _finished_at(store, key) != seen[key]:
+                        continue  # another process recorded it
                     if claim.state == "exhausted":
                         bar.trial_start(item[0].label, 0)
                         record = _killed_record(item, store.name, claim.owner, suite.name)
@@ -233,9 +234,9 @@ def run_suite(suite: Suite, *, results_root: str | Path = "results", experiment:
                     else:
                         ran += 1
                         record = _run_one(item, store, claim.owner.attempt, bar, suite.name)
+                    bar.trial_end(record)
                 finally:
                     claims.release(key)
-                bar.trial_end(record)
             if todo:
                 time.sleep(POLL_S)
     finally:
