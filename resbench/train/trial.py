@@ -265,17 +265,22 @@ class _Run:
         # A full disk or read-only folder is a StoreWriteError naming the folder, which ends
         # the run (it is no fault of the trial's); no partial temp file is left.
         with writing(self.checkpoint.parent):
-            self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                with open(tmp, "wb") as f:  # a file object: torch then raises the OSError itself
-                    torch.save(state, f)
-                    f.flush()
-                    os.fsync(f.fileno())
-                if self.checkpoint.is_file():  # keep the last good state until this one is in
-                    os.replace(self.checkpoint, self.checkpoint.with_name(PREVIOUS))
-                os.replace(tmp, self.checkpoint)
-            finally:
-                tmp.unlink(missing_ok=True)
+            for again in (True, False):
+                self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    with open(tmp, "wb") as f:  # a file object: torch raises the OSError itself
+                        torch.save(state, f)
+                        f.flush()
+                        os.fsync(f.fileno())
+                    if self.checkpoint.is_file():  # keep the last good state until this one is in
+                        os.replace(self.checkpoint, self.checkpoint.with_name(PREVIOUS))
+                    os.replace(tmp, self.checkpoint)
+                    return
+                except FileNotFoundError:
+                    if not again:  # the folder was removed under us (a twin trial that ended)
+                        raise
+                finally:
+                    tmp.unlink(missing_ok=True)
 
     # results ----------------------------------------------------------------------------------
     def elapsed(self) -> float:
