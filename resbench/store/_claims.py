@@ -14,7 +14,6 @@ live (remove ``claims/<key>.json`` by hand if that process is known to be gone).
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import platform
@@ -99,6 +98,8 @@ class Claims:
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
+        import fcntl  # POSIX; imported here so that the store still loads elsewhere
+
         experiment = self.folder.parent
         check_inside(self.folder, experiment.resolve().parent, f"'{CLAIMS}' in experiment "
                      f"{experiment.name!r}")

@@ -15,7 +15,7 @@ from resbench.canonical import canonical_json, content_key
 from resbench.canonical import json_ready as _plain
 from resbench.errors import UserError
 
-MAX_JSON_BYTES = 256 * 2**20  # a record or manifest is kilobytes; refuse to read a huge file
+MAX_JSON_BYTES = 64 * 2**20  # a record or manifest is kilobytes; refuse to read a huge file
 _KEY_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")  # whole string: fullmatch (never ``$``)
 
 
