@@ -49,6 +49,9 @@ def test_random_bytes_in_a_record_name_the_file(tmp_path):
     store.record_path("k2").write_text('{"key": ' + "9" * 5000 + "}")
     with pytest.raises(UserError, match=r"k2\.json: not valid JSON"):
         store.read_record("k2")
+    os.truncate(store.record_path("k2"), 65 * 2**20)  # sparse: a huge file, refused unparsed
+    with pytest.raises(UserError, match=r"k2\.json: larger than 64 MiB"):
+        store.read_record("k2")
 
 
 def test_store_check_lists_every_bad_file_and_moves_them_aside(tmp_path, capsys):
