@@ -226,7 +226,10 @@ def run_suite(suite: Suite, *, results_root: str | Path = "results", experiment:
                     # Checked once the claim is held: a process writes the record before it
                     # drops its claim, so a trial finished meanwhile is seen here.
                     if store.has(key, redo) or _finished_at(store, key) != seen[key]:
-                        continue  # another process recorded it
+                        if key in waiting:  # another process recorded it
+                            _note(f"{item[0].label}: {store.read_record(key).status} "
+                                  "(recorded by the other process)")
+                        continue
                     if claim.state == "exhausted":
                         bar.trial_start(item[0].label, 0)
                         record = _killed_record(item, store.name, claim.owner, suite.name)
