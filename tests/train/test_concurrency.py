@@ -24,11 +24,13 @@ from .conftest import TINY_RECIPE, write_yaml
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
 
 
-def bench(suite: Path, results: Path, *extra: str) -> subprocess.Popen:
+def bench(suite: Path, results: Path, *extra: str, log: Path | None = None) -> subprocess.Popen:
+    """``resbench bench`` in a subprocess, its output piped (or written to ``log``)."""
+    out = log.open("w") if log is not None else subprocess.PIPE
     return subprocess.Popen([sys.executable, "-m", "resbench.cli", "bench", str(suite),
                              "--results", str(results), "--progress", "log", "--threads", "1",
                              *extra], cwd=suite.parent, env=ENV, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                            stdout=out, stderr=subprocess.STDOUT)
 
 
 def wait_for(condition, proc: subprocess.Popen | None = None, timeout: float = 120) -> None:
@@ -107,20 +109,37 @@ def test_a_claims_link_leading_out_of_the_results_folder_is_refused(tmp_path):
 
 @pytest.mark.slow
 def test_two_bench_processes_train_each_trial_exactly_once(tmp_path, tiny_specs):
-    epochs = 12  # over a second a trial: both processes are up before the first has done them all
+    """Two benches share a suite while this process holds one trial's claim: both train the
+    other trials between them and wait for it; once it is released, exactly one trains it and
+    the other picks up its record."""
+    from resbench.train.trial import load_data, trial_identity
+
+    epochs = 6
     suite = write_yaml(tmp_path / "suite.yaml", {
         "name": "shared", "specs": ["specs/*.yaml"], "seeds": [0, 1],
         "recipe": {**TINY_RECIPE, "epochs": epochs}})
     results = tmp_path / "results"
-    first, second = bench(suite, results), bench(suite, results)
-    outs = [p.communicate(timeout=300)[0] for p in (first, second)]
-    assert [p.returncode for p in (first, second)] == [0, 0], outs
+    held = load_suite(suite).plans()[0]
+    _, key = trial_identity(held.spec, held.recipe, held.seed, load_data(held.recipe.data))
+    claims = Claims(results / "shared")
+    assert claims.acquire(key).state == "claimed"  # a live process (this one) trains it
+    logs = [tmp_path / "first.log", tmp_path / "second.log"]
+    procs = [bench(suite, results, log=log) for log in logs]
+    waiting = f"{held.label}: trained by pid {os.getpid()} "
+    wait_for(lambda: all(waiting in log.read_text() for log in logs), timeout=240)
+    claims.release(key)
+    for proc in procs:
+        proc.wait(timeout=240)
+    outs = [log.read_text() for log in logs]
+    assert [p.returncode for p in procs] == [0, 0], outs
 
     ran = [int(re.search(r"shared: (\d+) trial\(s\) run", out).group(1)) for out in outs]
-    assert sum(ran) == 4 and all(ran), outs  # both worked, and no trial ran twice
+    assert sum(ran) == 4, outs  # no trial ran twice
     epochs_seen = Counter(m.group(1) for out in outs
                           for m in re.finditer(r"\] (\S+ seed=\d) epoch \d+/", out))
     assert epochs_seen == {f"tiny_{s} seed={i}": epochs for s in ("plain", "res") for i in (0, 1)}
+    assert sum(f"{held.label}: completed (recorded by the other process)" in out
+               for out in outs) == 1
     records = list(Store(results / "shared").records())
     assert len(records) == 4 and all(r.status == "completed" and len(r.curves) == epochs
                                      and r.attempts is None for r in records)
