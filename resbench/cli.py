@@ -77,6 +77,25 @@ def _schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _store_check(args: argparse.Namespace) -> int:
+    from resbench.store import check, move_aside
+
+    problems = check(args.results)
+    for problem in problems:
+        print(problem)
+    if problems and args.move_aside:
+        for source, target in move_aside(problems):
+            print(f"moved {source} -> {target}")
+        print(f"{len(problems)} bad file(s) set aside; a rerun trains their trials again")
+        return 0
+    if problems:
+        print(f"{len(problems)} bad file(s); --move-aside moves them to <experiment>/quarantine/",
+              file=sys.stderr)
+        return 1
+    print("ok: no bad files")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = cli_types.ArgumentParser(
         prog="resbench",
@@ -100,6 +119,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("schema", help="print the JSON Schema of the spec language",
                        description="Print the JSON Schema of spec files, for editors.")
     p.set_defaults(func=_schema)
+
+    p = sub.add_parser("store", help="check a results folder",
+                       description="Inspect a results folder.")
+    store_sub = p.add_subparsers(dest="store_command", required=True, metavar="ACTION")
+    q = store_sub.add_parser(
+        "check", help="list every bad file (corrupt record, key mismatch, outside link)",
+        description="List every file of the experiments under RESULTS_DIR that resbench refuses "
+                    "(a corrupt record, one whose key is not its file name, a manifest that is "
+                    "not a JSON object, a temp file of an interrupted write, a symlink leading "
+                    "outside the results folder); exit 1 if any is found.")
+    q.add_argument("results", type=Path, metavar="RESULTS_DIR",
+                   help="a results root or one experiment folder")
+    q.add_argument("--move-aside", action="store_true",
+                   help="move the bad files to <experiment>/quarantine/ (a rerun then trains "
+                        "their trials again)")
+    q.set_defaults(func=_store_check)
 
     for name, (module, help_text) in DELEGATED.items():
         p = sub.add_parser(name, help=help_text, description=help_text[0].upper() + help_text[1:] + ".")

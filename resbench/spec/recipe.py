@@ -25,6 +25,9 @@ from resbench.spec.schema import MAX_INPUT_SIZE
 __all__ = ["Recipe", "locate_layer", "merge_layers", "parse_recipe", "recipe_defaults"]
 
 
+DIVERGENCE_FACTOR = 1e4  # default of ``Recipe.divergence_factor``
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
@@ -138,6 +141,8 @@ class Recipe(_Frozen):
     compile: bool = False
     grad_probe_steps: tuple[int, ...] = (0, 10, 50)  # steps at which gradient flow is recorded
     latency_batch: int = Field(256, ge=1)  # the "large batch" of the inference latency
+    # A training loss above this many times the first step's is ``diverged`` (null: only NaN/inf).
+    divergence_factor: float | None = Field(DIVERGENCE_FACTOR, gt=1)
 
     @field_validator("seeds")
     @classmethod
@@ -155,10 +160,13 @@ class Recipe(_Frozen):
 
     def trial_dict(self) -> dict[str, Any]:
         """The recipe of one trial, as stored and hashed: everything but the list of seeds and
-        whether data may be downloaded (neither changes what is trained)."""
+        whether data may be downloaded (neither changes what is trained); fields added later
+        are left out at their defaults, so the keys of existing trials do not change."""
         data = self.model_dump(mode="json")
         del data["seeds"]
         del data["data"]["download"]
+        if data["divergence_factor"] == DIVERGENCE_FACTOR:
+            del data["divergence_factor"]
         return data
 
 

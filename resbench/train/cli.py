@@ -44,6 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "of a suite badly)")
     parser.add_argument("--retry-failed", action="store_true",
                         help="run failed trials again instead of skipping them")
+    parser.add_argument("--max-attempts", type=int, default=2, metavar="N",
+                        help="record a trial failed ('killed, likely out of memory') after N "
+                             "runs of it were killed before writing a record (default: 2)")
     parser.add_argument("--progress", choices=("auto", "bar", "log", "none"), default="auto",
                         help="progress display (default: bars on a terminal, log lines otherwise)")
 
@@ -81,8 +84,10 @@ def run(args: argparse.Namespace) -> int:
     suite = load_target(target)
     result = run_suite(suite, results_root=args.results, experiment=args.experiment,
                        flags=flags_layer(args), seeds=tuple(args.seeds) if args.seeds else None,
-                       progress=args.progress, retry_failed=args.retry_failed)
-    print(f"\n{result.experiment_dir.name}: {result.ran} trial(s) run, {result.skipped} already finished; "
+                       progress=args.progress, retry_failed=args.retry_failed,
+                       max_attempts=args.max_attempts)
+    print(f"\n{result.experiment_dir.name}: {result.ran} trial(s) run, {result.skipped} already "
+          "finished (or run by another process); "
           f"results in {result.experiment_dir}")
     print(leaderboard(result.records))
     return 0
