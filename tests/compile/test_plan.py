@@ -3,6 +3,7 @@ per unit equals today's count of the whole network (``_cost_whole_model``)."""
 from __future__ import annotations
 
 import pytest
+import torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -83,3 +84,17 @@ def test_random_specs_cost_per_unit_as_the_whole_model(drawn):
     except SpecError:
         assume(False)
     assert cost(spec, size, batch) == _cost_whole_model(spec, size, batch)
+
+
+def test_the_memo_follows_the_default_dtype():
+    spec = parse_spec({"stem": "cifar", "stages": [{"depth": 2, "width": 8}]})
+    single = cost(spec)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        double = cost(spec)
+        assert double == _cost_whole_model(spec)
+    finally:
+        torch.set_default_dtype(previous)
+    assert double.activation_bytes == 2 * single.activation_bytes
+    assert (double.params, double.macs) == (single.params, single.macs)
