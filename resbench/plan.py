@@ -18,13 +18,14 @@ Adding a unit kind (a new block family, a transition layer, another head):
      or property), ``stacked`` (True: numbered inside its stage; False: named children of the
      network) and ``build(drop_path) -> nn.Module`` (stacked) or ``dict[str, nn.Module]`` (flat),
      building only from its fields;
-  2. the lines in :func:`plan` that emit it, grouping consecutive equal kinds into one unit.
+  2. the lines in :func:`plan` that emit it (for blocks, as ``(kind, count)`` runs through
+     :func:`stage_units`, which merges consecutive equal kinds into one unit).
 Nothing else changes: the network and the cost walk every kind alike.
 """
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, Union
@@ -201,7 +202,8 @@ def _block_unit(spec: Spec, i: int, in_channels: int, stride: int) -> BlockUnit:
 
 def plan(spec: Spec) -> list[Unit]:
     """The network ``spec`` describes, as units in forward order: the stem, each stage's blocks
-    (its first block, then the rest as one run of equal blocks), the head."""
+    (its first block, then the rest, one run of equal blocks; one run if all are equal), the
+    head."""
     preact = [BLOCKS.get(stage.block).preact for stage in spec.stages]
     stem = StemUnit(spec.stem.kind, spec.input_channels, spec.stem.width, spec.norm,
                     spec.activation, activate=not preact[0])
@@ -210,18 +212,36 @@ def plan(spec: Spec) -> list[Unit]:
     total = sum(stage.depth for stage in spec.stages)
     done = 0
     for i, stage in enumerate(spec.stages):
-        part, path = f"layer{i + 1}", f"stages[{i}]"
         first = _block_unit(spec, i, channels, stage.stride)
-        units.append(Unit(part, first, 1, 0, path, spec.stochastic_depth, done + 1, total))
+        rest = dataclasses.replace(first, in_channels=first.out_channels, stride=1)
+        units += stage_units(f"layer{i + 1}", f"stages[{i}]", [(first, 1), (rest, stage.depth - 1)],
+                             max_drop=spec.stochastic_depth, block=done + 1, blocks=total)
         channels = first.out_channels
-        if stage.depth > 1:
-            rest = dataclasses.replace(first, in_channels=channels, stride=1)
-            units.append(Unit(part, rest, stage.depth - 1, 1, path, spec.stochastic_depth,
-                              done + 2, total))
         done += stage.depth
     head = HeadUnit(channels, spec.num_classes, spec.head.dropout, final_norm=preact[-1],
                     norm=spec.norm, activation=spec.activation)
     units.append(Unit(HEAD, head, path="head"))
+    return units
+
+
+def stage_units(part: str, path: str, runs: Iterable[tuple[UnitKind, int]], *,
+                max_drop: float = 0.0, block: int = 1, blocks: int = 1) -> list[Unit]:
+    """One stage's units from ``(kind, count)`` runs in forward order: empty runs dropped,
+    consecutive equal kinds merged, modules numbered from 0; ``block`` is the 1-based index of
+    the stage's first block in the network and ``blocks`` the network's total (stochastic
+    depth). A stage whose blocks differ (per-block settings) passes one run per change."""
+    merged: list[list[Any]] = []
+    for kind, count in runs:
+        if count <= 0:
+            continue
+        if merged and merged[-1][0] == kind:
+            merged[-1][1] += count
+        else:
+            merged.append([kind, count])
+    units, first = [], 0
+    for kind, count in merged:
+        units.append(Unit(part, kind, count, first, path, max_drop, block + first, blocks))
+        first += count
     return units
 
 

@@ -27,7 +27,7 @@ def test_cost_per_unit_equals_the_whole_model_count_at_other_sizes():
 
 
 def test_a_stage_is_its_first_block_and_one_run_of_equal_blocks():
-    spec = parse_spec({"stem": "cifar", "shortcut": "zero_pad", "stages": [
+    spec = parse_spec({"stem": {"kind": "cifar", "width": 8}, "shortcut": "zero_pad", "stages": [
         {"depth": 5, "width": 16}, {"depth": 1, "width": 32, "stride": 2}]})
     units = plan(spec)
     assert [(u.part, u.first, u.count) for u in units] == [
@@ -35,6 +35,12 @@ def test_a_stage_is_its_first_block_and_one_run_of_equal_blocks():
     assert [p for p, _ in parts(units)] == ["stem", "layer1", "layer2", "head"]
     block = units[3].kind
     assert isinstance(block, BlockUnit) and (block.in_channels, block.stride) == (16, 2)
+    assert [u.block for u in units[1:3]] == [1, 2]
+    # A first block equal to the others (same channels, stride 1) joins their run.
+    same = plan(parse_spec({"stem": {"kind": "cifar", "width": 16},
+                            "stages": [{"depth": 5, "width": 16}]}))
+    assert [(u.part, u.first, u.count, u.block) for u in same] == [
+        ("stem", 0, 1, 0), ("layer1", 0, 5, 1), ("head", 0, 1, 0)]
 
 
 def test_the_network_is_the_plan_built_in_order():
@@ -58,7 +64,7 @@ def test_the_network_is_the_plan_built_in_order():
 def test_depth_does_not_change_the_plan_size():
     spec = parse_spec({"stem": "cifar", "stages": [{"depth": 10**6, "width": 16}]})
     units = plan(spec)
-    assert len(units) == 4 and units[2].count == 10**6 - 1
+    assert len(units) == 3 and units[1].count == 10**6
     c = cost(spec)
     one = cost(parse_spec({"stem": "cifar", "stages": [{"depth": 2, "width": 16}]}))
     assert c.stages[1].blocks == 10**6
