@@ -5,7 +5,7 @@ A unit is a run of ``count`` consecutive modules that are built from the same *u
 frozen, hashable dataclass of everything the module's construction depends on (its signature,
 stochastic depth aside) and a ``build(drop_path)`` method returning the module(s). Equal kinds
 build modules of equal shapes, so ``cost()`` measures each distinct kind once per input shape
-(memoised) and multiplies by ``count``; a stage of depth 10^6 is two units.
+(memoised) and multiplies by ``count``; a stage of depth 10^6 is one or two units.
 
 A unit belongs to a *part*: ``stem`` and ``head`` are flat (their modules are the network's own
 children, under the names the kind gives them: ``conv1``, ``bn1``, ... ``fc``); ``layer{i}`` is
