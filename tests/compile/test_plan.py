@@ -104,3 +104,16 @@ def test_the_memo_follows_the_default_dtype():
         torch.set_default_dtype(previous)
     assert double.activation_bytes == 2 * single.activation_bytes
     assert (double.params, double.macs) == (single.params, single.macs)
+
+
+def test_cost_locates_a_block_that_cannot_build_like_build_does():
+    spec = parse_spec({"stem": "cifar", "stages": [{"depth": 1, "width": 16},
+                                                   {"depth": 2, "width": 32, "stride": 2}]})
+    stage = spec.stages[1].model_copy(update={"shortcut": "identity"})
+    broken = spec.model_copy(update={"stages": (spec.stages[0], stage)})
+    with pytest.raises(SpecError) as built:
+        build(broken)
+    with pytest.raises(SpecError) as costed:
+        cost(broken)
+    assert costed.value.path == built.value.path == "stages[1]"
+    assert str(costed.value) == str(built.value) and "block 0" in str(costed.value)
