@@ -11,6 +11,7 @@ bands, draws) travels into the experiment's manifest, where the report reads the
 """
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Mapping
@@ -133,20 +134,20 @@ class Population:
                           (("MACs", self.macs), ("params", self.params)) if band) or "no band"
         return (f"drew {self.drawn} candidate(s) from {self.space.name}, kept "
                 f"{len(self.members)} of the {self.n} asked for in the band ({bands}); "
-                f"{self.outside} outside it, {self.duplicates} repeated architectures")
+                f"{self.outside} outside it, {self.duplicates} repeated")
 
 
 def sample_population(space: Space, n: int, *, macs: Band | None = None,
                       params: Band | None = None, seed: int = 0, max_draws: int | None = None,
                       input_size: int | None = None) -> Population:
-    """Draw uniformly from ``space`` until ``n`` distinct architectures (by ``Spec.key``) lie in
-    every given band, or ``max_draws`` (default ``n * DRAWS_PER_MODEL``) are drawn. Costs are
+    """Draw uniformly from ``space`` until ``n`` distinct points (architecture by ``Spec.key``,
+    and recipe) lie in every given band, or ``max_draws`` (default ``n * DRAWS_PER_MODEL``) are drawn. Costs are
     at ``input_size`` (default: each spec's own). A sampled point the spec language refuses is
     an error in the space, as in a search."""
     from resbench.compile import cost
 
     if n < 1:
-        raise UserError(f"--n must be at least 1, got {n}")
+        raise UserError(f"a population needs n >= 1 models, got {n}")
     limit = max_draws if max_draws is not None else n * DRAWS_PER_MODEL
     sampler = UniformSampler(seed)
     pop = Population(space, seed=seed, n=n, macs=macs, params=params, input_size=input_size)
@@ -164,7 +165,7 @@ def sample_population(space: Space, n: int, *, macs: Band | None = None,
                for name, band in (("macs", macs), ("params", params))):
             pop.outside += 1
             continue
-        key = spec.key()
+        key = spec.key() + json.dumps(recipe, sort_keys=True)  # another drawn recipe: another trial
         if key in keys:
             pop.duplicates += 1
             continue
