@@ -1,5 +1,7 @@
 """The compiler: ``build(spec) -> ResNet`` (a pure function of the spec) and ``cost(spec)``
 (parameters, MACs and activation memory, counted on the meta device without allocating weights).
+Both walk the same plan (``resbench.plan.plan(spec)``): the network builds every unit's modules
+in order; the cost measures each distinct unit once (memoised) and counts it ``unit.count`` times.
 
 Module names follow torchvision (``conv1``, ``bn1``, ``relu``, ``maxpool``, ``layer{i}.{j}``,
 ``avgpool``, ``fc``), so torchvision state_dicts load with ``strict=True``.
