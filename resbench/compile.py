@@ -21,7 +21,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from resbench._compat.torch import TorchDispatchMode, fresh_outputs
 from resbench.blocks import ResidualBlock
-from resbench.plan import HEAD, STEM, UnitKind, parts, plan
+from resbench.plan import HEAD, STEM, UNBUILDABLE, UnitKind, parts, plan
 from resbench.spec import Spec, load_spec
 
 
@@ -170,8 +170,10 @@ def cost(spec_or_path: Spec | str | Path, input_size: int | None = None,
     for part, units in parts(plan(spec)):
         params = flops = allocated = blocks = 0
         for unit in units:
-            with unit.located():
+            try:
                 measured = _measure(unit.kind, shape, dtype)
+            except UNBUILDABLE as exc:
+                raise unit.refused(exc) from None
             params += unit.count * measured.params
             flops += unit.count * measured.flops
             allocated += unit.count * measured.allocated

@@ -24,9 +24,7 @@ Nothing else changes: the network and the cost walk every kind alike.
 """
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, Union
 
@@ -45,6 +43,7 @@ from resbench.errors import SpecError
 from resbench.spec import Spec
 
 STEM, HEAD = "stem", "head"
+UNBUILDABLE = (IncompatibleShapes, IncompatibleOptions)  # what a kind raises for a bad shape
 
 Built = Union[nn.Module, dict[str, nn.Module]]
 
@@ -173,31 +172,32 @@ class Unit:
 
     def build(self, k: int = 0) -> dict[str, nn.Module]:
         """Module k of the run, by its name in the part (``"3"`` for a block, ``"conv1"``...)."""
-        with self.located(k):
+        try:
             built = self.kind.build(self.drop_path(k))
+        except UNBUILDABLE as exc:
+            raise self.refused(exc, k) from None
         return {str(self.first + k): built} if self.kind.stacked else dict(built)
 
     @property
     def stacked(self) -> bool:
         return self.kind.stacked
 
-    @contextmanager
-    def located(self, k: int = 0) -> Iterator[None]:
-        """Turns a block's refusal to build (which the spec layer should have caught) into a
-        ``SpecError`` at this unit's spec path."""
-        try:
-            yield
-        except (IncompatibleShapes, IncompatibleOptions) as exc:
-            raise SpecError(f"block {self.first + k}: {exc}", path=self.path) from None
+    def refused(self, exc: Exception, k: int = 0) -> SpecError:
+        """A block's refusal to build (``UNBUILDABLE``, which the spec layer should have caught)
+        as a ``SpecError`` at this unit's spec path."""
+        return SpecError(f"block {self.first + k}: {exc}", path=self.path)
 
 
-def _block_unit(spec: Spec, i: int, in_channels: int, stride: int) -> BlockUnit:
+def _stage_blocks(spec: Spec, i: int, in_channels: int) -> tuple[BlockUnit, BlockUnit]:
+    """Stage i's first block (from ``in_channels``, with the stage's stride) and the rest."""
     stage = spec.stages[i]
-    return BlockUnit(
-        block=stage.block, in_channels=in_channels, width=stage.width, stride=stride,
-        shortcut=stage.shortcut, norm=spec.norm, activation=spec.activation,
-        groups=stage.groups, width_per_group=stage.width_per_group, expansion=stage.expansion,
-        se_ratio=stage.se_ratio, shortcut_options=tuple(sorted(stage.shortcut_options().items())))
+    common = dict(block=stage.block, width=stage.width, shortcut=stage.shortcut, norm=spec.norm,
+                  activation=spec.activation, groups=stage.groups,
+                  width_per_group=stage.width_per_group, expansion=stage.expansion,
+                  se_ratio=stage.se_ratio,
+                  shortcut_options=tuple(sorted(stage.shortcut_options().items())))
+    first = BlockUnit(in_channels=in_channels, stride=stage.stride, **common)
+    return first, BlockUnit(in_channels=first.out_channels, stride=1, **common)
 
 
 def plan(spec: Spec) -> list[Unit]:
@@ -212,8 +212,7 @@ def plan(spec: Spec) -> list[Unit]:
     total = sum(stage.depth for stage in spec.stages)
     done = 0
     for i, stage in enumerate(spec.stages):
-        first = _block_unit(spec, i, channels, stage.stride)
-        rest = dataclasses.replace(first, in_channels=first.out_channels, stride=1)
+        first, rest = _stage_blocks(spec, i, channels)
         units += stage_units(f"layer{i + 1}", f"stages[{i}]", [(first, 1), (rest, stage.depth - 1)],
                              max_drop=spec.stochastic_depth, block=done + 1, blocks=total)
         channels = first.out_channels
