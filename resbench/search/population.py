@@ -141,9 +141,9 @@ def sample_population(space: Space, n: int, *, macs: Band | None = None,
                       params: Band | None = None, seed: int = 0, max_draws: int | None = None,
                       input_size: int | None = None) -> Population:
     """Draw uniformly from ``space`` until ``n`` distinct points (architecture by ``Spec.key``,
-    and recipe) lie in every given band, or ``max_draws`` (default ``n * DRAWS_PER_MODEL``) are drawn. Costs are
-    at ``input_size`` (default: each spec's own). A sampled point the spec language refuses is
-    an error in the space, as in a search."""
+    and recipe) lie in every given band, or ``max_draws`` (default ``n * DRAWS_PER_MODEL``) are
+    drawn. Costs are at ``input_size`` (default: each spec's own). A sampled point the spec
+    language refuses is an error in the space, as in a search."""
     from resbench.compile import cost
 
     if n < 1:

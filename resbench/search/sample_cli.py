@@ -17,9 +17,9 @@ Architectures are drawn uniformly from the space (choices uniformly, ranges unif
 ranges log-uniformly), costed with resbench's cost() at the spec's input size (or
 --input-size), and kept while they lie in every band given; a repeated point (architecture
 and sampled recipe) is kept once. --out DIR writes DIR/suite.yaml and DIR/specs/*.yaml (run
-it later with resbench bench DIR/suite.yaml); --run trains the population at once (the suite is written to --out, or to
-RESULTS/EXPERIMENT/population/). The report's design-space section names the band.
-Bands are LO:HI, inclusive, with optional suffixes k, M, G: 20M:40M, 0.5M:1.5M."""
+it later with resbench bench DIR/suite.yaml); --run trains the population at once (the suite
+is written to --out, or to RESULTS/EXPERIMENT/population/). The report's design-space
+section names the band. Bands are LO:HI, inclusive, with optional suffixes k, M, G: 20M:40M, 0.5M:1.5M."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

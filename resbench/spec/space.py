@@ -202,7 +202,7 @@ class UniformSampler:
 
     def float(self, name: str, lo: float, hi: float, step: float | None, log: bool) -> float:
         if step is not None:
-            return lo + step * self.rng.randrange(round((hi - lo) / step) + 1)  # step divides hi - lo
+            return lo + step * self.rng.randrange(round((hi - lo) / step) + 1)  # step | hi - lo
         if log:
             return math.exp(self.rng.uniform(math.log(lo), math.log(hi)))
         return self.rng.uniform(lo, hi)
