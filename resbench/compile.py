@@ -20,8 +20,8 @@ from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from resbench._compat.torch import TorchDispatchMode, fresh_outputs
-from resbench.blocks import ResidualBlock
-from resbench.plan import HEAD, STEM, UNBUILDABLE, UnitKind, parts, plan
+from resbench.blocks import IncompatibleOptions, IncompatibleShapes, ResidualBlock
+from resbench.plan import HEAD, STEM, UnitKind, parts, plan
 from resbench.spec import Spec, load_spec
 
 
@@ -172,8 +172,9 @@ def cost(spec_or_path: Spec | str | Path, input_size: int | None = None,
         for unit in units:
             try:
                 measured = _measure(unit.kind, shape, dtype)
-            except UNBUILDABLE as exc:
-                raise unit.refused(exc) from None
+            except (IncompatibleShapes, IncompatibleOptions):
+                with unit.located():  # the spec layer should have refused it: say where
+                    raise
             params += unit.count * measured.params
             flops += unit.count * measured.flops
             allocated += unit.count * measured.allocated

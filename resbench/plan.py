@@ -5,7 +5,7 @@ A unit is a run of ``count`` consecutive modules that are built from the same *u
 frozen, hashable dataclass of everything the module's construction depends on (its signature,
 stochastic depth aside) and a ``build(drop_path)`` method returning the module(s). Equal kinds
 build modules of equal shapes, so ``cost()`` measures each distinct kind once per input shape
-(memoised) and multiplies by ``count``; a stage of depth 10^6 is one or two units.
+(memoised) and multiplies by ``count``; a stage of depth 10^6 is two units.
 
 A unit belongs to a *part*: ``stem`` and ``head`` are flat (their modules are the network's own
 children, under the names the kind gives them: ``conv1``, ``bn1``, ... ``fc``); ``layer{i}`` is
@@ -18,13 +18,14 @@ Adding a unit kind (a new block family, a transition layer, another head):
      or property), ``stacked`` (True: numbered inside its stage; False: named children of the
      network) and ``build(drop_path) -> nn.Module`` (stacked) or ``dict[str, nn.Module]`` (flat),
      building only from its fields;
-  2. the lines in :func:`plan` that emit it (for blocks, as ``(kind, count)`` runs through
-     :func:`stage_units`, which merges consecutive equal kinds into one unit).
+  2. the lines in :func:`plan` that emit it, grouping consecutive equal kinds into one unit.
 Nothing else changes: the network and the cost walk every kind alike.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, Union
 
@@ -43,7 +44,6 @@ from resbench.errors import SpecError
 from resbench.spec import Spec
 
 STEM, HEAD = "stem", "head"
-UNBUILDABLE = (IncompatibleShapes, IncompatibleOptions)  # what a kind raises for a bad shape
 
 Built = Union[nn.Module, dict[str, nn.Module]]
 
@@ -172,38 +172,36 @@ class Unit:
 
     def build(self, k: int = 0) -> dict[str, nn.Module]:
         """Module k of the run, by its name in the part (``"3"`` for a block, ``"conv1"``...)."""
-        try:
+        with self.located(k):
             built = self.kind.build(self.drop_path(k))
-        except UNBUILDABLE as exc:
-            raise self.refused(exc, k) from None
         return {str(self.first + k): built} if self.kind.stacked else dict(built)
 
     @property
     def stacked(self) -> bool:
         return self.kind.stacked
 
-    def refused(self, exc: Exception, k: int = 0) -> SpecError:
-        """A block's refusal to build (``UNBUILDABLE``, which the spec layer should have caught)
-        as a ``SpecError`` at this unit's spec path."""
-        return SpecError(f"block {self.first + k}: {exc}", path=self.path)
+    @contextmanager
+    def located(self, k: int = 0) -> Iterator[None]:
+        """Turns a block's refusal to build (which the spec layer should have caught) into a
+        ``SpecError`` at this unit's spec path."""
+        try:
+            yield
+        except (IncompatibleShapes, IncompatibleOptions) as exc:
+            raise SpecError(f"block {self.first + k}: {exc}", path=self.path) from None
 
 
-def _stage_blocks(spec: Spec, i: int, in_channels: int) -> tuple[BlockUnit, BlockUnit]:
-    """Stage i's first block (from ``in_channels``, with the stage's stride) and the rest."""
+def _block_unit(spec: Spec, i: int, in_channels: int, stride: int) -> BlockUnit:
     stage = spec.stages[i]
-    common = dict(block=stage.block, width=stage.width, shortcut=stage.shortcut, norm=spec.norm,
-                  activation=spec.activation, groups=stage.groups,
-                  width_per_group=stage.width_per_group, expansion=stage.expansion,
-                  se_ratio=stage.se_ratio,
-                  shortcut_options=tuple(sorted(stage.shortcut_options().items())))
-    first = BlockUnit(in_channels=in_channels, stride=stage.stride, **common)
-    return first, BlockUnit(in_channels=first.out_channels, stride=1, **common)
+    return BlockUnit(
+        block=stage.block, in_channels=in_channels, width=stage.width, stride=stride,
+        shortcut=stage.shortcut, norm=spec.norm, activation=spec.activation,
+        groups=stage.groups, width_per_group=stage.width_per_group, expansion=stage.expansion,
+        se_ratio=stage.se_ratio, shortcut_options=tuple(sorted(stage.shortcut_options().items())))
 
 
 def plan(spec: Spec) -> list[Unit]:
     """The network ``spec`` describes, as units in forward order: the stem, each stage's blocks
-    (its first block, then the rest, one run of equal blocks; one run if all are equal), the
-    head."""
+    (its first block, then the rest as one run of equal blocks), the head."""
     preact = [BLOCKS.get(stage.block).preact for stage in spec.stages]
     stem = StemUnit(spec.stem.kind, spec.input_channels, spec.stem.width, spec.norm,
                     spec.activation, activate=not preact[0])
@@ -212,35 +210,18 @@ def plan(spec: Spec) -> list[Unit]:
     total = sum(stage.depth for stage in spec.stages)
     done = 0
     for i, stage in enumerate(spec.stages):
-        first, rest = _stage_blocks(spec, i, channels)
-        units += stage_units(f"layer{i + 1}", f"stages[{i}]", [(first, 1), (rest, stage.depth - 1)],
-                             max_drop=spec.stochastic_depth, block=done + 1, blocks=total)
+        part, path = f"layer{i + 1}", f"stages[{i}]"
+        first = _block_unit(spec, i, channels, stage.stride)
+        units.append(Unit(part, first, 1, 0, path, spec.stochastic_depth, done + 1, total))
         channels = first.out_channels
+        if stage.depth > 1:
+            rest = dataclasses.replace(first, in_channels=channels, stride=1)
+            units.append(Unit(part, rest, stage.depth - 1, 1, path, spec.stochastic_depth,
+                              done + 2, total))
         done += stage.depth
     head = HeadUnit(channels, spec.num_classes, spec.head.dropout, final_norm=preact[-1],
                     norm=spec.norm, activation=spec.activation)
     units.append(Unit(HEAD, head, path="head"))
-    return units
-
-
-def stage_units(part: str, path: str, runs: Iterable[tuple[UnitKind, int]], *,
-                max_drop: float = 0.0, block: int = 1, blocks: int = 1) -> list[Unit]:
-    """One stage's units from ``(kind, count)`` runs in forward order: empty runs dropped,
-    consecutive equal kinds merged, modules numbered from 0; ``block`` is the 1-based index of
-    the stage's first block in the network and ``blocks`` the network's total (stochastic
-    depth). A stage whose blocks differ (per-block settings) passes one run per change."""
-    merged: list[list[Any]] = []
-    for kind, count in runs:
-        if count <= 0:
-            continue
-        if merged and merged[-1][0] == kind:
-            merged[-1][1] += count
-        else:
-            merged.append([kind, count])
-    units, first = [], 0
-    for kind, count in merged:
-        units.append(Unit(part, kind, count, first, path, max_drop, block + first, blocks))
-        first += count
     return units
 
 
