@@ -15,6 +15,8 @@ from resbench.errors import UserError
 DELEGATED = {
     "bench": ("resbench.train.cli", "train and measure a suite or a spec; results go to results/"),
     "search": ("resbench.search.cli", "search a space of specs with Optuna or Ray Tune"),
+    "sample": ("resbench.search.sample_cli", "draw a complexity-band population from a space, "
+               "as a suite or trained at once"),
     "report": ("resbench.report.cli", "write a comparison report from results folders"),
 }
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import math
+import random
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,8 +31,8 @@ from resbench.spec.load import BASE_KEY, field_info, format_path, load_raw, pars
 from resbench.spec.recipe import parse_recipe, recipe_defaults
 from resbench.spec.schema import STAGE_DEFAULTS, Spec
 
-__all__ = ["Dist", "FixedSampler", "Sampler", "SearchSettings", "Space", "load_space",
-           "parse_space", "SAMPLERS", "PRUNERS"]
+__all__ = ["Dist", "FixedSampler", "Sampler", "SearchSettings", "Space", "UniformSampler",
+           "load_space", "parse_space", "SAMPLERS", "PRUNERS"]
 
 DIST_KEYS = ("$choice", "$int", "$float")
 OPTIONS = {"$choice": (), "$int": ("step", "log"), "$float": ("step", "log")}
@@ -179,6 +180,32 @@ class _FirstSampler:
 
     def float(self, name: str, lo: float, hi: float, step: float | None, log: bool) -> float:
         return self._pick(name, lo)
+
+
+class UniformSampler:
+    """Independent uniform draws from a seeded ``random.Random``, for sampling a design space as
+    pycls does: a choice uniformly, an int uniformly over its steps, a float uniformly; with
+    ``log``, uniformly in log space (an int range widened by half a step each side and rounded,
+    as Optuna's ``RandomSampler`` does)."""
+
+    def __init__(self, seed: int | None = None) -> None:
+        self.rng = random.Random(seed)
+
+    def choice(self, name: str, values: Sequence[Any]) -> Any:
+        return values[self.rng.randrange(len(values))]
+
+    def int(self, name: str, lo: int, hi: int, step: int, log: bool) -> int:
+        if not log:
+            return lo + step * self.rng.randrange((hi - lo) // step + 1)
+        value = round(math.exp(self.rng.uniform(math.log(lo - 0.5), math.log(hi + 0.5))))
+        return min(max(value, lo), hi)
+
+    def float(self, name: str, lo: float, hi: float, step: float | None, log: bool) -> float:
+        if step is not None:
+            return lo + step * self.rng.randrange(round((hi - lo) / step) + 1)  # step | hi - lo
+        if log:
+            return math.exp(self.rng.uniform(math.log(lo), math.log(hi)))
+        return self.rng.uniform(lo, hi)
 
 
 # ----- loading and validation ----------------------------------------------------------------

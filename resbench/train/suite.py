@@ -7,6 +7,8 @@ specs: [../cifar/plain*.yaml, ../cifar/resnet20.yaml]   # relative to this file;
 seeds: [0, 1]                # default: the recipe's seeds
 recipe: {epochs: 10, ...}    # applied to every trial, over each spec's own recipe
 overrides: [{}, {optimizer: {lr: 0.05}}]   # one column of the matrix each; default [{}]
+population: {space: ..., seed: 0, macs: [lo, hi], ...}  # written by `resbench sample`; the
+                             # manifest keeps it and the report's EDF section names the band
 ```
 
 Recipe precedence, lowest first: defaults < the spec's ``recipe:`` < the suite's ``recipe:`` <
@@ -46,6 +48,8 @@ class SuiteFile(BaseModel):
     seeds: tuple[Seed, ...] | None = Field(None, min_length=1)
     recipe: dict[str, Any] = Field(default_factory=dict)
     overrides: tuple[dict[str, Any], ...] = Field((dict(),), min_length=1)
+    population: dict[str, Any] | None = Field(
+        None, description="How `resbench sample` drew the specs (space, seed, MACs/params band).")
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,7 @@ class Suite:
     seeds: tuple[int, ...] | None
     recipe: dict[str, Any] = field(default_factory=dict)
     overrides: tuple[dict[str, Any], ...] = ({},)
+    population: dict[str, Any] | None = None  # set by `resbench sample` (space, seed, bands)
 
     def plans(self, flags: Mapping[str, Any] | None = None,
               seeds: tuple[int, ...] | None = None) -> list[TrialPlan]:
@@ -132,7 +137,8 @@ def load_suite(path: str | Path) -> Suite:
     return Suite(name=data.name or path.stem, description=data.description, file=path,
                  entries=tuple(entries), seeds=data.seeds,
                  recipe=locate_layer(data.recipe, path),
-                 overrides=tuple(locate_layer(o, path) for o in data.overrides))
+                 overrides=tuple(locate_layer(o, path) for o in data.overrides),
+                 population=data.population)
 
 
 def spec_as_suite(path: str | Path) -> Suite:
@@ -309,7 +315,8 @@ def _manifest(suite: Suite, keyed: list) -> dict[str, Any]:
             "suite_file": str(suite.file) if suite.file else None, "specs": specs,
             "recipe": recipes[0] if len(recipes) == 1 else recipes,
             "seeds": sorted({plan.seed for plan, *_ in keyed}),
-            "trials": [key for _, _, key, _ in keyed], "device": _device_name(devices)}
+            "trials": [key for _, _, key, _ in keyed], "device": _device_name(devices),
+            **({"population": suite.population} if suite.population else {})}
 
 
 def _device_name(choices: list[str]) -> str:
