@@ -14,11 +14,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from resbench.cli import run_command  # noqa: E402
+from resbench.cli_types import ArgumentParser  # noqa: E402
 from resbench.train import cli  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="run_bench.py", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="run_bench.py", description=__doc__.splitlines()[0])
     cli.add_arguments(parser)
     parser.add_argument("--no-report", action="store_true", help="do not write the report")
     return run_command(bench_and_report, parser.parse_args(argv))

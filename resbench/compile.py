@@ -1,5 +1,7 @@
 """The compiler: ``build(spec) -> ResNet`` (a pure function of the spec) and ``cost(spec)``
 (parameters, MACs and activation memory, counted on the meta device without allocating weights).
+Both walk the same plan (``resbench.plan.plan(spec)``): the network builds every unit's modules
+in order; the cost measures each distinct unit once (memoised) and counts it ``unit.count`` times.
 
 Module names follow torchvision (``conv1``, ``bn1``, ``relu``, ``maxpool``, ``layer{i}.{j}``,
 ``avgpool``, ``fc``), so torchvision state_dicts load with ``strict=True``.
@@ -18,7 +20,7 @@ from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from resbench._compat.torch import TorchDispatchMode, fresh_outputs
-from resbench.blocks import ResidualBlock
+from resbench.blocks import IncompatibleOptions, IncompatibleShapes, ResidualBlock
 from resbench.plan import HEAD, STEM, UnitKind, parts, plan
 from resbench.spec import Spec, load_spec
 
@@ -154,7 +156,7 @@ class _AllocatedBytes(TorchDispatchMode):
         return out
 
 
-CACHE_SIZE = 65536  # distinct (unit kind, input shape) pairs kept by _measure
+CACHE_SIZE = 32768  # (unit kind, input shape, dtype) measurements _measure keeps, ~1 KB each
 
 
 def cost(spec_or_path: Spec | str | Path, input_size: int | None = None,
@@ -169,13 +171,17 @@ def cost(spec_or_path: Spec | str | Path, input_size: int | None = None,
     spec = _as_spec(spec_or_path)
     size = input_size or spec.input_size
     shape: tuple[int, ...] = (batch_size, spec.input_channels, size, size)
+    dtype = torch.get_default_dtype()
     stages: list[StageCost] = []
     total_params = total_flops = total_bytes = 0
     for part, units in parts(plan(spec)):
         params = flops = allocated = blocks = 0
         for unit in units:
-            with unit.located():
-                measured = _measure(unit.kind, shape)
+            try:
+                measured = _measure(unit.kind, shape, dtype)
+            except (IncompatibleShapes, IncompatibleOptions):
+                with unit.located():  # the spec layer should have refused it: say where
+                    raise
             params += unit.count * measured.params
             flops += unit.count * measured.flops
             allocated += unit.count * measured.allocated
@@ -199,16 +205,17 @@ class _Measured:
 
 
 @functools.lru_cache(maxsize=CACHE_SIZE)
-def _measure(kind: UnitKind, input_shape: tuple[int, ...]) -> _Measured:
+def _measure(kind: UnitKind, input_shape: tuple[int, ...], dtype: torch.dtype) -> _Measured:
     """One module of ``kind`` built on the meta device and run in eval mode on an input of
-    ``input_shape``: its parameters, FLOPs, fresh-tensor bytes and output shape."""
+    ``input_shape`` (``dtype``: torch's default, which parameters and activations take): its
+    parameters, FLOPs, fresh-tensor bytes and output shape."""
     with torch.device("meta"):
         built = kind.build()
         module = built if isinstance(built, nn.Module) else nn.Sequential(OrderedDict(built))
     module.eval()
     _stand_in_for_norms(module)
     flops, allocated = FlopCounterMode(display=False), _AllocatedBytes()
-    x = torch.empty(input_shape, device="meta")
+    x = torch.empty(input_shape, device="meta", dtype=dtype)
     with torch.no_grad(), flops, allocated:
         y = module(x)
     return _Measured(params=sum(p.numel() for p in module.parameters()),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -51,8 +52,21 @@ def _numbered(sections: list[Section]) -> dict[int, int]:
     return numbers
 
 
-def _md_cell(value: object) -> str:
-    return str(value).replace("|", "\\|").replace("\n", " ")
+# Marks escaped with a backslash; "_" only where it could open or close emphasis (CommonMark
+# never reads an underscore between two letters or digits as one, so resnet56_gated stays as is).
+_MD_SPECIAL = re.compile(r"([\\`*\[\]|~#]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))")
+
+
+def md_text(value: object) -> str:
+    """``value`` as literal text in Markdown, as ``html.escape`` makes it literal in HTML: HTML
+    tags and entities are escaped, Markdown's emphasis, code, link, table and heading marks are
+    backslash-escaped, and a line break becomes a space (a spec named ``<img src=x>`` or
+    ``[click](javascript:...)`` shows as those characters, in a table cell as in prose)."""
+    text = html.escape(str(value), quote=False)
+    return _MD_SPECIAL.sub(r"\\\1", text).replace("\r", " ").replace("\n", " ")
+
+
+_md_cell = md_text
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
@@ -81,23 +95,25 @@ def text_table(frame: pd.DataFrame) -> str:
 def to_markdown(title: str, meta: str, sections: list[Section], out_dir: Path) -> str:
     """The report as Markdown; figures are linked relative to ``out_dir``."""
     numbers = _numbered(sections)
-    lines = [f"# {title}", "", meta, ""]
+    md = md_text
+    lines = [f"# {md(title)}", "", md(meta), ""]
     for section in sections:
-        lines += [f"## {section.title}", ""]
+        lines += [f"## {md(section.title)}", ""]
         if section.unavailable:
-            lines += [f"_Not available because {section.unavailable}._", ""]
+            lines += [f"_Not available because {md(section.unavailable)}._", ""]
         for block in section.blocks:
             if isinstance(block, Table):
                 lines += [markdown_table(block.frame), "",
-                          f"*Table {numbers[id(block)]}. {block.caption}*", ""]
+                          f"*Table {numbers[id(block)]}. {md(block.caption)}*", ""]
             elif isinstance(block, FigureRef):
                 link = block.path.relative_to(out_dir).as_posix()
-                lines += [f"![{block.title}]({link})", "",
-                          f"*Figure {numbers[id(block)]}. {block.title}. {block.caption}*", ""]
+                lines += [f"![{md(block.title)}]({link})", "",
+                          f"*Figure {numbers[id(block)]}. {md(block.title)}. "
+                          f"{md(block.caption)}*", ""]
             elif isinstance(block, Missing):
-                lines += [f"_{block.text()}_", ""]
+                lines += [f"_{md(block.text())}_", ""]
             else:
-                lines += [block, ""]
+                lines += [md(block), ""]
     return "\n".join(lines).rstrip() + "\n"
 
 

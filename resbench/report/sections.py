@@ -107,6 +107,12 @@ class Experiment:
         return entry if isinstance(entry, dict) else {}
 
     @property
+    def population(self) -> dict[str, Any]:
+        """The manifest's ``population`` entry (how ``resbench sample`` drew a suite), or {}."""
+        entry = self.manifest.get("population")
+        return entry if isinstance(entry, dict) else {}
+
+    @property
     def objectives(self) -> list[str]:
         """The search's objective names, first the one histories and importances follow."""
         return [str(o) for o in self.search.get("objectives") or []]
@@ -276,7 +282,8 @@ def population_of(exp: Experiment, trials: pd.DataFrame) -> pd.DataFrame | None:
     these = trials[trials["experiment"] == exp.name]
     is_search = exp.kind == "search" or (
         "search.trial_number" in these and these["search.trial_number"].notna().any())
-    if is_search or these["spec_key"].nunique() >= POPULATION_MIN_SPECS:
+    sampled = bool(exp.population) and not these.empty
+    if is_search or sampled or these["spec_key"].nunique() >= POPULATION_MIN_SPECS:
         return these
     return None
 
@@ -301,8 +308,26 @@ def populations(experiments: list[Experiment], trials: pd.DataFrame,
                                f"least {POPULATION_MIN_SPECS} distinct architectures")
         return section
     for exp, pop in found:
+        if exp.population:
+            section.blocks.append(band_sentence(exp.name, exp.population))
         section.add_plot(figures.edf, figure_dir, pop, design_choices(pop), label=exp.name)
     return section.finish()
+
+
+def band_sentence(name: str, population: dict[str, Any]) -> str:
+    """What ``resbench sample`` did for a population: the space, the band(s), the draws."""
+    bands = []
+    for key, label in (("macs", "MACs"), ("params", "parameters")):
+        band = population.get(key)
+        if isinstance(band, (list, tuple)) and len(band) == 2:
+            bands.append(f"{label} in [{fmt_num(band[0])}, {fmt_num(band[1])}]")
+    size = population.get("input_size")
+    at = f" at {size}x{size} pixels" if size else " at each spec's input size"
+    space = Path(str(population.get("space") or "a space")).name
+    return (f"{name}: {fmt_num(population.get('kept'))} models drawn uniformly from {space} "
+            f"(seed {population.get('seed')}, {fmt_num(population.get('drawn'))} draws), kept "
+            f"with {' and '.join(bands) or 'no band'}{at}: the error distributions compare "
+            "design choices at equal cost.")
 
 
 def degradation(experiments: list[Experiment], trials: pd.DataFrame, figure_dir: Path) -> Section:

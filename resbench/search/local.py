@@ -165,7 +165,7 @@ def train(config: SearchConfig, cand: Candidate, trial: Any, info: SearchInfo) -
         trial.report(float(row[metric]), epoch)
         return trial.should_prune()
 
-    checkpoint_dir = config.path / "checkpoints" / cand.key
+    checkpoint_dir = config.store.inside(config.path / "checkpoints" / cand.key)  # no link out
     for attempt in range(1, config.retries + 2):
         record = run_trial(cand.spec, cand.recipe, cand.seed, reporter=reporter,
                            checkpoint_dir=checkpoint_dir, experiment=config.experiment,

@@ -87,9 +87,26 @@ def storage(config: SearchConfig) -> optuna.storages.BaseStorage:
     """The study's RDB storage; SQLite waits for locks rather than failing under parallel workers."""
     import optuna
 
+    from sqlalchemy.exc import DatabaseError
+
     url = config.storage_url
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    except DatabaseError as e:  # a damaged or foreign file ("file is not a database")
+        raise UserError(_unreadable_study(config, e)) from None
+
+
+def _unreadable_study(config: SearchConfig, error: Exception) -> str:
+    """What to do about a study storage that cannot be read: remove it; records are reused."""
+    cause = str(getattr(error, "orig", None) or error).strip().splitlines()[0][:200]
+    if config.storage:
+        return (f"cannot open the study storage {config.storage}: {cause}; repair it or use "
+                "another --storage (finished trials' records are reused, not trained again)")
+    path = config.path / "study.db"
+    return (f"{path}: the Optuna study is unreadable ({cause}); to recover, remove it "
+            f"(rm {path}) and run the search again: the trials recorded in "
+            f"{config.path / 'trials'} are reused, not trained again")
 
 
 def open_study(config: SearchConfig, *, sampler: Any = None, create: bool = True) -> optuna.Study:

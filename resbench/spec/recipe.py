@@ -14,14 +14,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from resbench.errors import SpecError
+from resbench.errors import SpecError, check_path_text
 from resbench.spec.merge import merge
+from resbench.spec.schema import MAX_INPUT_SIZE
 
 __all__ = ["Recipe", "locate_layer", "merge_layers", "parse_recipe", "recipe_defaults"]
+
+
+DIVERGENCE_FACTOR = 1e4  # default of ``Recipe.divergence_factor``
 
 
 class _Frozen(BaseModel):
@@ -76,11 +80,18 @@ class DataConfig(_Frozen):
 
     name: str = "digits"
     root: str | None = None
-    image_size: int | None = Field(None, gt=0)  # default: the data set's own
+    image_size: int | None = Field(None, gt=0, le=MAX_INPUT_SIZE)  # default: the data set's own
     val_fraction: float | None = Field(None, gt=0, lt=1)  # default: the test split, else 0.2
     limit: int | None = Field(None, gt=0)  # at most this many training examples
     download: bool = False
     options: dict[str, Any] = Field(default_factory=dict)  # data-set specific (synthetic's count...)
+
+    @field_validator("root")
+    @classmethod
+    def _root_is_a_path(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_path_text(value, what="root")  # no NUL byte, no over-long name
+        return value
 
 
 class TransferConfig(_Frozen):
@@ -107,6 +118,10 @@ class TransferConfig(_Frozen):
         return self
 
 
+Seed = Annotated[int, Field(ge=0, lt=2**32)]
+"""A training seed: numpy's and CUDA's generators take 32-bit seeds."""
+
+
 class Recipe(_Frozen):
     """How to train and measure one spec. Every field has a default; see module docstring."""
 
@@ -119,13 +134,15 @@ class Recipe(_Frozen):
     augment: AugmentConfig = AugmentConfig()
     data: DataConfig = DataConfig()
     transfer: TransferConfig = TransferConfig()
-    seeds: tuple[int, ...] = Field((0,), min_length=1)
+    seeds: tuple[Seed, ...] = Field((0,), min_length=1, max_length=10_000)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     channels_last: bool = False
     compile: bool = False
     grad_probe_steps: tuple[int, ...] = (0, 10, 50)  # steps at which gradient flow is recorded
     latency_batch: int = Field(256, ge=1)  # the "large batch" of the inference latency
+    # A training loss above this many times the first step's is ``diverged`` (null: only NaN/inf).
+    divergence_factor: float | None = Field(DIVERGENCE_FACTOR, gt=1)
 
     @field_validator("seeds")
     @classmethod
@@ -143,10 +160,13 @@ class Recipe(_Frozen):
 
     def trial_dict(self) -> dict[str, Any]:
         """The recipe of one trial, as stored and hashed: everything but the list of seeds and
-        whether data may be downloaded (neither changes what is trained)."""
+        whether data may be downloaded (neither changes what is trained); fields added later
+        are left out at their defaults, so the keys of existing trials do not change."""
         data = self.model_dump(mode="json")
         del data["seeds"]
         del data["data"]["download"]
+        if data["divergence_factor"] == DIVERGENCE_FACTOR:
+            del data["divergence_factor"]
         return data
 
 

@@ -252,6 +252,9 @@ class RegNetSpec(Frozen):
         return regnet_stages(**self.model_dump())
 
 
+_GENERATED = {"depth": 1, "width": 1}  # stands for the stages a regnet section generates
+
+
 class _SpecFields(Frozen):
     """The spec's fields before the shortcut options (the order pydantic reports errors in)."""
 
@@ -282,11 +285,23 @@ class _SpecFields(Frozen):
 class Spec(_with_kind_options(_SpecFields, "_SpecOptions")):  # type: ignore[misc]
     """A residual (or plain) network as data."""
 
-    stages: tuple[StageSpec, ...] = Field((), max_length=MAX_STAGES)
+    stages: tuple[StageSpec, ...] = Field(min_length=1, max_length=MAX_STAGES)
     regnet: Optional[RegNetSpec] = Field(
         None, description="Generate the stages from RegNet's parameters instead of listing them.")
     head: HeadSpec = HeadSpec()
     recipe: Optional[dict[str, Any]] = Field(None, description="Training recipe (see Recipe).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _regnet_stands_for_stages(cls, data: Any) -> Any:
+        """With a ``regnet`` section the stages are generated (in ``_resolve``, once the section
+        is validated): a placeholder stands for them until then."""
+        if isinstance(data, dict) and data.get("regnet") is not None:
+            if "stages" in data:
+                raise ShapeError("regnet", "a spec gives either stages or regnet parameters "
+                                 "that generate them, not both")
+            data = {**data, "stages": [_GENERATED]}
+        return data
 
     @field_validator("stem", mode="before")
     @classmethod
@@ -298,13 +313,10 @@ class Spec(_with_kind_options(_SpecFields, "_SpecOptions")):  # type: ignore[mis
         stem = _resolve_stem(self.stem)
         given = self.stages
         if self.regnet is not None:
-            if given:
-                raise ShapeError("regnet", "a spec gives either stages or regnet parameters that "
-                                 "generate them, not both")
             given = tuple(StageSpec(**s) for s in self.regnet.stages())
-        elif not given:
-            raise ShapeError("stages", "should have at least 1 stage (or a regnet: section that "
-                             "generates them)", [])
+            if len(given) > MAX_STAGES:
+                raise ShapeError("regnet", f"these parameters give {len(given)} stages; at most "
+                                 f"{MAX_STAGES} are allowed", len(given))
         stages = tuple(self._resolve_stage(i, s) for i, s in enumerate(given))
         self._check_top_level_options(stages)
         _check_sizes(stages)

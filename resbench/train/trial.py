@@ -1,8 +1,9 @@
 """One trial: train and evaluate one spec under one recipe and seed, and return its record.
 
-A trial never raises for what happens in training: a NaN/inf loss ends it as ``diverged``, an
-exception or out-of-memory as ``failed`` with the reason, a reporter's stop as ``pruned``. Only
-bad input (a data set that does not exist) and KeyboardInterrupt escape.
+A trial never raises for what happens in training: a NaN/inf or exploding loss or a numeric
+overflow ends it as ``diverged``, an exception or out-of-memory as ``failed`` with the reason, a
+reporter's stop as ``pruned``. Only bad input (a data set that does not exist), a checkpoint
+folder that cannot be written (``StoreWriteError``) and KeyboardInterrupt escape.
 """
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ import random
 import statistics
 import time
 import traceback
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from resbench import memory
 from resbench.data import DataSplits, load_dataset, make_loader
 from resbench.spec import Spec
 from resbench.spec.recipe import DataConfig, Recipe
@@ -25,9 +28,11 @@ from resbench.store import (
     DataInfo,
     GradFlowRow,
     Metrics,
+    StoreWriteError,
     TrialRecord,
     now_iso,
     trial_key,
+    writing,
 )
 from resbench.train.loop import Diverged, TrainLoop, resolve_device
 from resbench.train.metrics import latency_ms, peak_memory, reset_peak_memory
@@ -35,6 +40,9 @@ from resbench.train.transfer import FreezeSchedule, initialise
 
 Reporter = Callable[[int, dict[str, float]], bool]
 CHECKPOINT = "last.pt"
+PREVIOUS = "prev.pt"  # the checkpoint before last.pt, kept until the next one is safely written
+CORRUPT = ".corrupt"  # suffix of a checkpoint set aside because it could not be loaded
+_STATE_KEYS = ("key", "epoch", "loop", "python_rng", "curves", "elapsed", "started_at")
 
 
 def load_data(cfg: DataConfig) -> DataSplits:
@@ -84,8 +92,12 @@ def run_trial(spec: Spec, recipe: Recipe, seed: int, *, data: DataSplits | None 
         run.execute(reporter)
         if run.stopped is not None:
             status, reason = "pruned", run.stopped
+    except StoreWriteError:
+        raise  # the results folder cannot be written: the run stops, the trial is not at fault
     except Diverged as e:
         status, reason = "diverged", str(e)
+    except memory.TooLarge as e:  # refused before anything was allocated
+        status, reason = "failed", str(e)
     except (torch.OutOfMemoryError, MemoryError) as e:
         status, reason = "failed", f"out of memory: {_first_line(e)}"
         trace = traceback.format_exc(limit=8)
@@ -111,6 +123,23 @@ def run_trial(spec: Spec, recipe: Recipe, seed: int, *, data: DataSplits | None 
     return record
 
 
+def check_fits(spec: Spec, recipe: Recipe, params: int, activation_bytes: int,
+               device: torch.device) -> None:
+    """Refuse (:class:`resbench.memory.TooLarge`) a trial whose estimated training memory
+    exceeds the device's memory (a GPU's) or what this process may use (the CPU)."""
+    estimate = memory.training(params, activation_bytes, recipe.batch_size, recipe.optimizer.name)
+    if device.type == "cuda":
+        total = torch.cuda.get_device_properties(device).total_memory
+        memory.check(estimate, total, where=f"{device} ({torch.cuda.get_device_name(device)})",
+                     name=f"spec {spec.name!r}")
+    else:
+        memory.check(estimate, where="this machine's memory", name=f"spec {spec.name!r}")
+
+
+class _OtherTrial(Exception):
+    """The checkpoint belongs to another trial (its key differs)."""
+
+
 def _first_line(e: BaseException) -> str:
     text = str(e).strip()
     return text.splitlines()[0] if text else type(e).__name__
@@ -123,6 +152,9 @@ class _Run:
                  checkpoint_dir: str | Path | None) -> None:
         self.spec, self.recipe, self.seed, self.data, self.key = spec, recipe, seed, data, key
         self.checkpoint = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir else None
+        self.model: torch.nn.Module | None = None
+        self.freeze: FreezeSchedule | None = None
+        self.val: Any = None
         self.curves: list[dict[str, float]] = []
         self.loop: TrainLoop | None = None
         self.train: Any = None  # the training loader, whose generator a checkpoint saves
@@ -136,24 +168,16 @@ class _Run:
         self.stopped: str | None = None  # why the reporter stopped it, if it did
 
     def execute(self, reporter: Reporter | None) -> None:
-        from resbench.compile import build, cost
+        from resbench.compile import cost
 
         recipe, data = self.recipe, self.data
         self.device = resolve_device(recipe.device)
         reset_peak_memory(self.device)
         c = cost(self.spec, input_size=data.image_size)
         self.cost = {"params": int(c.params), "macs": int(c.macs)}
-        _seed_everything(self.seed)
-        model = build(self.spec)
-        initialise(model, recipe.transfer)
-        freeze = FreezeSchedule(model, recipe.transfer)
-        self.train = train = make_loader(data.train, recipe.batch_size, train=True,
-                                         augment=recipe.augment, device=self.device,
-                                         seed=self.seed, channels_last=recipe.channels_last)
-        val = make_loader(data.val, recipe.eval_batch_size, train=False, augment=None,
-                          device=self.device, seed=0, channels_last=recipe.channels_last)
-        self.loop = loop = TrainLoop(model, recipe, self.device, len(train), model.blocks())
-        first_epoch = self._resume() + 1
+        check_fits(self.spec, recipe, c.params, c.activation_bytes, self.device)
+        first_epoch = self._start() + 1
+        loop, model, freeze, train, val = self.loop, self.model, self.freeze, self.train, self.val
         for epoch in range(first_epoch, recipe.epochs + 1):
             loop.frozen_eval = freeze.apply(epoch)
             start = time.perf_counter()
@@ -182,15 +206,58 @@ class _Run:
             self.extra[label] = latency_ms(forward, x)
         self.extra["latency_batch"] = big
 
+    def _setup(self) -> None:
+        """A fresh, seeded model, loaders and training loop (epoch 0)."""
+        from resbench.compile import build
+
+        recipe, data = self.recipe, self.data
+        _seed_everything(self.seed)
+        self.model = model = build(self.spec)
+        initialise(model, recipe.transfer)
+        self.freeze = FreezeSchedule(model, recipe.transfer)
+        self.train = make_loader(data.train, recipe.batch_size, train=True, augment=recipe.augment,
+                                 device=self.device, seed=self.seed,
+                                 channels_last=recipe.channels_last)
+        self.val = make_loader(data.val, recipe.eval_batch_size, train=False, augment=None,
+                               device=self.device, seed=0, channels_last=recipe.channels_last)
+        self.loop = TrainLoop(model, recipe, self.device, len(self.train), model.blocks())
+
     # checkpoints ------------------------------------------------------------------------------
-    def _resume(self) -> int:
-        """Restore the last saved epoch of this same trial, if any; returns that epoch (or 0)."""
-        if self.checkpoint is None or not self.checkpoint.is_file() or self.loop is None:
-            return 0
+    def _start(self) -> int:
+        """Set up, and continue from the newest checkpoint of this trial that loads; returns
+        its epoch (0: from scratch). One that cannot be loaded (truncated, corrupt) is set
+        aside with a warning and the one before it is tried: the trial never fails for that."""
+        candidates = [] if self.checkpoint is None else \
+            [p for p in (self.checkpoint, self.checkpoint.with_name(PREVIOUS)) if p.is_file()]
+        for i, path in enumerate(candidates):
+            self._setup()
+            try:
+                return self._resume(path)
+            except _OtherTrial:
+                return 0  # another trial's checkpoint: start afresh (it will be overwritten)
+            except Exception as e:  # noqa: BLE001 - any failure to load means a bad file
+                aside = path.with_name(path.name + CORRUPT)
+                os.replace(path, aside)
+                warnings.warn(f"{path}: cannot resume from this checkpoint ({_first_line(e)}); "
+                              f"set aside as {aside.name}; "
+                              f"{'trying the one before it' if i + 1 < len(candidates) else 'starting the trial again'}",
+                              RuntimeWarning, stacklevel=2)
+                self.curves, self.earlier, self.resumed_from = [], 0.0, None
+                self.started_at = now_iso()
+        self._setup()
+        return 0
+
+    def _resume(self, path: Path) -> int:
+        """Restore the saved epoch in ``path`` into a fresh set-up; returns that epoch."""
         # On the CPU: RNG states must stay CPU byte tensors; load_state_dict moves the rest.
-        state = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
-        if state.get("key") != self.key:
-            return 0  # another trial's checkpoint: start afresh (it will be overwritten)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # noqa: BLE001 - torch raises many kinds for a damaged file
+            raise ValueError(f"truncated or corrupt file, {type(e).__name__} from torch.load") from e
+        if not isinstance(state, dict) or any(k not in state for k in _STATE_KEYS):
+            raise ValueError("not a resbench trial checkpoint")
+        if state["key"] != self.key:
+            raise _OtherTrial
         self.loop.load_state_dict(state["loop"])
         generator = _loader_generator(self.train)
         if generator is not None and "loader_rng" in state:
@@ -205,7 +272,6 @@ class _Run:
     def _save(self, epoch: int) -> None:
         if self.checkpoint is None or self.loop is None:
             return
-        self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
         state = {"key": self.key, "epoch": epoch, "loop": self.loop.state_dict(),
                  "python_rng": list(random.getstate()), "curves": self.curves,
                  "elapsed": self.elapsed(), "started_at": self.started_at}
@@ -213,8 +279,25 @@ class _Run:
         if generator is not None:
             state["loader_rng"] = generator.get_state()
         tmp = self.checkpoint.with_name(f".{CHECKPOINT}.{os.getpid()}.tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, self.checkpoint)
+        # A full disk or read-only folder is a StoreWriteError naming the folder, which ends
+        # the run (it is no fault of the trial's); no partial temp file is left.
+        with writing(self.checkpoint.parent):
+            for again in (True, False):
+                self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    with open(tmp, "wb") as f:  # a file object: torch raises the OSError itself
+                        torch.save(state, f)
+                        f.flush()
+                        os.fsync(f.fileno())
+                    if self.checkpoint.is_file():  # keep the last good state until this one is in
+                        os.replace(self.checkpoint, self.checkpoint.with_name(PREVIOUS))
+                    os.replace(tmp, self.checkpoint)
+                    return
+                except FileNotFoundError:
+                    if not again:  # the folder was removed under us (a twin trial that ended)
+                        raise
+                finally:
+                    tmp.unlink(missing_ok=True)
 
     # results ----------------------------------------------------------------------------------
     def elapsed(self) -> float:
