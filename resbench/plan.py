@@ -5,7 +5,11 @@ A unit is a run of ``count`` consecutive modules that are built from the same *u
 frozen, hashable dataclass of everything the module's construction depends on (its signature,
 stochastic depth aside) and a ``build(drop_path)`` method returning the module(s). Equal kinds
 build modules of equal shapes, so ``cost()`` measures each distinct kind once per input shape
-(memoised) and multiplies by ``count``; a stage of depth 10^6 is two units.
+(memoised) and multiplies by ``count``; a stage of depth 10^6 is two units (plus two per
+per-block setting that differs). New block families (RegNet, DenseNet's dense layers and
+transitions, the norm-free modes) are ``BlockUnit`` s too: their kind, block-kind options and
+NF beta are fields of it; concatenating stages and NF nets are a unit per block, since each
+block's input channels (or expected std) differ.
 
 A unit belongs to a *part*: ``stem`` and ``head`` are flat (their modules are the network's own
 children, under the names the kind gives them: ``conv1``, ``bn1``, ... ``fc``); ``layer{i}`` is
@@ -23,7 +27,6 @@ Nothing else changes: the network and the cost walk every kind alike.
 """
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass

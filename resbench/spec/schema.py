@@ -352,7 +352,8 @@ class Spec(_with_kind_options(_SpecFields, "_SpecOptions")):  # type: ignore[mis
                                  getattr(stage, field))
         _check_channel_kinds(where, plain, settings, overrides)
         first = resolved.get(0, plain)
-        later = {j: resolved.get(j, plain) for j in (range(1, depth) if 0 in resolved else resolved)}
+        others = range(1, depth) if 0 in resolved else resolved
+        later = {j: resolved.get(j, plain) for j in others}
         diffs = {j: _differences(first, b) for j, b in sorted(later.items())}
         diffs = {j: BlockSpec(**d) for j, d in diffs.items() if d}
         return first.model_copy(update={"blocks": diffs or None})
