@@ -86,8 +86,9 @@ class DataConfig(_Frozen):
 class TransferConfig(_Frozen):
     """Initialise from a checkpoint, replace the head, freeze stages, unfreeze them later.
 
-    ``init`` is a torchvision ``state_dict`` file or one of ours (a state_dict or a trial
-    checkpoint); a relative path is relative to the file that declares it. ``freeze`` names
+    ``init`` is a torchvision ``state_dict`` file or one of ours (a state_dict, a trial
+    checkpoint, or a stored trial's record file ``results/<experiment>/trials/<key>.json``,
+    whose final weights it loads); a relative path is relative to the file that declares it. ``freeze`` names
     top-level parts of the model (``stem``, ``layer1``.. ``layerN``, ``head``); ``unfreeze``
     maps some of them to the (1-based) epoch from which they train again.
     """
@@ -105,6 +106,93 @@ class TransferConfig(_Frozen):
         if any(e < 1 for e in self.unfreeze.values()):
             raise ValueError("unfreeze epochs start at 1")
         return self
+
+
+class LesionConfig(_Frozen):
+    """After training, remove each block's residual branch in turn, then ``k`` random blocks at
+    once for k = 1..``max_k`` (default: every removable block), ``draws`` draws each."""
+
+    draws: int = Field(3, ge=1)
+    max_k: int | None = Field(None, ge=1)
+    seed: int = 0  # of the random draws
+
+
+class SignalConfig(_Frozen):
+    """At initialisation: per block, the activations' squared channel mean and channel variance
+    on one batch of ``examples`` training images (norm layers in training mode)."""
+
+    examples: int = Field(128, ge=2)
+
+
+class ShatterConfig(_Frozen):
+    """At initialisation: the correlation of d(readout)/d(input) between neighbouring points on
+    the line between two training images (``points`` of them), per block."""
+
+    points: int = Field(64, ge=3)
+    seed: int = 0  # of the readout projections
+
+
+class LandscapeConfig(_Frozen):
+    """The loss on ``examples`` training images along the line from the initial to the trained
+    weights (``points`` values of alpha in [``alpha_min``, ``alpha_max``]), and on a ``grid`` x
+    ``grid`` slice around the trained weights along two filter-normalised random directions,
+    each scaled by up to ``radius``."""
+
+    points: int = Field(21, ge=3)
+    alpha_min: float = -0.25
+    alpha_max: float = 1.25
+    grid: int = Field(9, ge=3)
+    radius: float = Field(1.0, gt=0)
+    examples: int = Field(256, ge=1)
+    seed: int = 0  # of the random directions
+
+    @model_validator(mode="after")
+    def _alpha_range(self) -> LandscapeConfig:
+        if not (self.alpha_min <= 0 and self.alpha_max >= 1):
+            raise ValueError("alpha_min <= 0 and alpha_max >= 1 (the path runs from init, 0, "
+                             "to trained, 1)")
+        return self
+
+
+ANALYSES = ("lesion", "signal", "shatter", "landscape")
+"""The analyses a recipe can ask for (``resbench.analysis``), in the order they run."""
+
+
+class AnalysesConfig(_Frozen):
+    """Which analyses a trial runs, each with its options (null: not run).
+
+    Written as a list of names, each optionally a one-key mapping with options
+    (``[lesion, {landscape: {grid: 7}}]``), or as a mapping of name to options.
+    """
+
+    lesion: LesionConfig | None = None
+    signal: SignalConfig | None = None
+    shatter: ShatterConfig | None = None
+    landscape: LandscapeConfig | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_list(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            data = [data]
+        if not isinstance(data, (list, tuple)):
+            return data
+        out: dict[str, Any] = {}
+        for item in data:
+            if isinstance(item, str):
+                out[item] = {}
+            elif isinstance(item, Mapping) and len(item) == 1:
+                name, options = next(iter(item.items()))
+                out[str(name)] = {} if options is None else options
+            else:
+                raise ValueError("each analysis is a name or a one-key mapping of a name to its "
+                                 f"options ({', '.join(ANALYSES)})")
+        return out
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The analyses asked for, in the order they run."""
+        return tuple(name for name in ANALYSES if getattr(self, name) is not None)
 
 
 class Recipe(_Frozen):
@@ -126,6 +214,8 @@ class Recipe(_Frozen):
     compile: bool = False
     grad_probe_steps: tuple[int, ...] = (0, 10, 50)  # steps at which gradient flow is recorded
     latency_batch: int = Field(256, ge=1)  # the "large batch" of the inference latency
+    save_weights: bool = True  # keep the final state_dict in <experiment>/weights/<key>.pt
+    analyses: AnalysesConfig = AnalysesConfig()  # measured after training (resbench.analysis)
 
     @field_validator("seeds")
     @classmethod
@@ -142,10 +232,12 @@ class Recipe(_Frozen):
         return tuple(sorted(set(value)))
 
     def trial_dict(self) -> dict[str, Any]:
-        """The recipe of one trial, as stored and hashed: everything but the list of seeds and
-        whether data may be downloaded (neither changes what is trained)."""
+        """The recipe of one trial, as stored and hashed: everything but the list of seeds,
+        whether data may be downloaded, whether weights are kept and which analyses run (none
+        changes what is trained)."""
         data = self.model_dump(mode="json")
-        del data["seeds"]
+        for name in ("seeds", "save_weights", "analyses"):
+            del data[name]
         del data["data"]["download"]
         return data
 

@@ -12,6 +12,16 @@ from resbench.store._load import (
 )
 from resbench.store._model import (
     STATUSES,
+    Analyses,
+    LandscapeResult,
+    LesionDraw,
+    LesionResult,
+    LesionRow,
+    PathPoint,
+    ShatterResult,
+    ShatterRow,
+    SignalResult,
+    SignalRow,
     CurveRow,
     DataInfo,
     GradFlowRow,
@@ -23,9 +33,28 @@ from resbench.store._model import (
 )
 from resbench.store._records import canonical_json, trial_key
 from resbench.store._store import Store, experiment_dir, now_iso
+from resbench.store._weights import (
+    WEIGHTS,
+    find_trial,
+    load_model,
+    trial_weights,
+    weights_file,
+    weights_name,
+)
 
 __all__ = [
     "STATUSES",
+    "WEIGHTS",
+    "Analyses",
+    "LandscapeResult",
+    "LesionDraw",
+    "LesionResult",
+    "LesionRow",
+    "PathPoint",
+    "ShatterResult",
+    "ShatterRow",
+    "SignalResult",
+    "SignalRow",
     "CurveRow",
     "DataInfo",
     "GradFlowRow",
@@ -38,10 +67,15 @@ __all__ = [
     "canonical_json",
     "experiment_dir",
     "experiment_folders",
+    "find_trial",
+    "load_model",
     "load",
     "load_curves",
     "load_grad_flow",
     "now_iso",
     "records_frame",
     "trial_key",
+    "trial_weights",
+    "weights_file",
+    "weights_name",
 ]

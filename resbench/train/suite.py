@@ -199,7 +199,7 @@ def run_suite(suite: Suite, *, results_root: str | Path = "results", experiment:
             checkpoints = store.path / "checkpoints" / key
             record = run_trial(plan.spec, plan.recipe, plan.seed, data=data,
                                reporter=bar.epoch_end, checkpoint_dir=checkpoints,
-                               experiment=store.name)
+                               experiment=store.name, store_dir=store.path)
             record.suite = SuiteInfo(name=suite.name, override=plan.override,
                                      spec_file=str(plan.spec_file))
             store.write_record(record)
