@@ -15,6 +15,8 @@ DELEGATED = {
     "bench": ("resbench.train.cli", "train and measure a suite or a spec; results go to results/"),
     "search": ("resbench.search.cli", "search a space of specs with Optuna or Ray Tune"),
     "report": ("resbench.report.cli", "write a comparison report from results folders"),
+    "analyze": ("resbench.train.analyze",
+                "add analyses (lesion, signal, shatter, landscape) to finished trials, no retraining"),
 }
 
 

@@ -57,22 +57,24 @@ def lesion_study(model: nn.Module, evaluate: Callable[[nn.Module], float], *, dr
                  max_k: int | None = None, seed: int = 0) -> LesionResult:
     """Accuracy (``evaluate(model)``) of ``model`` intact, with each block removed in turn, and
     with ``k`` distinct random removable blocks removed, k = 1..``max_k``, ``draws`` draws each."""
-    blocks = model.blocks()
-    result = LesionResult(val_acc=evaluate(model))
-    for i, (name, block) in enumerate(blocks):
+    intact = evaluate(model)
+    rows: list[LesionRow] = []
+    for i, (name, block) in enumerate(model.blocks()):
         row = LesionRow(block=name, index=i, downsample=block.changes_shape,
                         removable=removable(block))
         if row.removable:
             with removed(model, [i]):
                 row.val_acc = evaluate(model)
-        result.blocks.append(row)
-    pool = [row.index for row in result.blocks if row.removable]
+        rows.append(row)
+    pool = [row.index for row in rows if row.removable]
+    draws_made: list[LesionDraw] = []
     rng = random.Random(seed)
     top = len(pool) if max_k is None else min(max_k, len(pool))
     for k in range(1, top + 1):
         for draw in range(draws if k < len(pool) else 1):  # all of them: one way to choose
             chosen = sorted(rng.sample(pool, k))
             with removed(model, chosen):
-                result.random.append(LesionDraw(k=k, draw=draw, blocks=chosen,
-                                                val_acc=evaluate(model)))
-    return result
+                draws_made.append(LesionDraw(k=k, draw=draw, blocks=chosen,
+                                             val_acc=evaluate(model)))
+    # Built whole at the end: a record writes only the fields set at construction or assigned.
+    return LesionResult(val_acc=intact, blocks=rows, random=draws_made)

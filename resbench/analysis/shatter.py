@@ -50,14 +50,15 @@ def shattered_gradients(model: nn.Module, line: torch.Tensor, calibration: torch
                 lambda m, i, out, name=name: outputs.append((name, out))))
         logits = net(x)
     generator = torch.Generator().manual_seed(seed)
-    result = ShatterResult(points=int(line.shape[0]))
+    rows: list[ShatterRow] = []
+    output = None
     readouts = [*outputs, ("output", logits)]
     for index, (name, out) in enumerate(readouts):
         u = torch.randn(out.shape[1:], generator=generator, dtype=out.dtype).to(out.device)
         (grad,) = torch.autograd.grad((out * u).sum(), x, retain_graph=index < len(readouts) - 1)
         corr = gradient_correlation(grad)
         if name == "output":
-            result.output_correlation = corr
+            output = corr
         else:
-            result.rows.append(ShatterRow(block=name, index=index, correlation=corr))
-    return result
+            rows.append(ShatterRow(block=name, index=index, correlation=corr))
+    return ShatterResult(points=int(line.shape[0]), rows=rows, output_correlation=output)

@@ -27,13 +27,13 @@ def channel_stats(x: torch.Tensor) -> tuple[float, float]:
 def signal_propagation(model: nn.Module, x: torch.Tensor) -> SignalResult:
     """Per-block statistics of a copy of ``model`` on batch ``x`` (``model`` is left unchanged)."""
     model = batch_statistics(copy.deepcopy(model))
-    result = SignalResult(examples=int(x.shape[0]))
+    rows: list[SignalRow] = []
     handles: list = []
 
     def record(name: str, index: int):
         def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
             mean_sq, var = channel_stats(output)
-            result.rows.append(SignalRow(block=name, index=index, mean_sq_channel_mean=mean_sq,
+            rows.append(SignalRow(block=name, index=index, mean_sq_channel_mean=mean_sq,
                                          channel_variance=var))
         return hook
 
@@ -41,4 +41,4 @@ def signal_propagation(model: nn.Module, x: torch.Tensor) -> SignalResult:
         for i, (name, block) in enumerate(model.blocks()):
             handles.append(block.register_forward_hook(record(name, i)))
         model(x)
-    return result
+    return SignalResult(examples=int(x.shape[0]), rows=rows)

@@ -161,8 +161,8 @@ ANALYSES = ("lesion", "signal", "shatter", "landscape")
 class AnalysesConfig(_Frozen):
     """Which analyses a trial runs, each with its options (null: not run).
 
-    Written as a list of names, each optionally a one-key mapping with options
-    (``[lesion, {landscape: {grid: 7}}]``), or as a mapping of name to options.
+    Written as a list of names and mappings of names to options
+    (``[lesion, {landscape: {grid: 7}}]``), or as one mapping of names to options.
     """
 
     lesion: LesionConfig | None = None
@@ -181,11 +181,11 @@ class AnalysesConfig(_Frozen):
         for item in data:
             if isinstance(item, str):
                 out[item] = {}
-            elif isinstance(item, Mapping) and len(item) == 1:
-                name, options = next(iter(item.items()))
-                out[str(name)] = {} if options is None else options
+            elif isinstance(item, Mapping):
+                out.update({str(name): {} if options is None else options
+                            for name, options in item.items()})
             else:
-                raise ValueError("each analysis is a name or a one-key mapping of a name to its "
+                raise ValueError("each analysis is a name or a mapping of names to their "
                                  f"options ({', '.join(ANALYSES)})")
         return out
 
