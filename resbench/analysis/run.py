@@ -49,6 +49,8 @@ def run_analyses(cfg: AnalysesConfig, trained: nn.Module | None,
     net (lesion and landscape need it); ``initial()`` returns the net as the trial initialised
     it (a fresh one each call)."""
     names = [n for n in cfg.names if only is None or n in only]
+    if trained is None and {"lesion", "landscape"} & set(names):
+        raise ValueError("the lesion study and the loss landscape need the trained net")
     out = Analyses()
     if trained is not None:
         trained = trained.to(device)

@@ -99,6 +99,7 @@ class Metrics(RecordPart):
     images_per_s: float | None = None  # median over epochs
     train_time_s: float | None = None  # training steps only
     total_time_s: float | None = None  # the whole trial, across resumptions
+    analysis_time_s: float | None = None  # of recipe.analyses, after training (in total_time_s)
     peak_memory_bytes: int | None = None
     peak_memory_kind: str | None = None  # cuda_max_allocated or process_max_rss
     latency_ms_b1: float | None = None

@@ -200,9 +200,11 @@ class _Run:
         if self.recipe.analyses.names and self.model is not None:
             from resbench.analysis import run_analyses
 
+            start = time.perf_counter()
             self.analyses = run_analyses(
                 self.recipe.analyses, self.model,
                 lambda: initial_model(self.spec, self.recipe, self.seed), self.data, self.device)
+            self.extra["analysis_time_s"] = time.perf_counter() - start
 
     def _measure_latency(self, model: torch.nn.Module) -> None:
         shape = (self.data.in_channels, self.data.image_size, self.data.image_size)

@@ -62,6 +62,8 @@ def test_analyze_at_init_matches_what_the_trial_measured(tmp_path: Path):
               progress="none")
     folder = tmp_path / "r" / "measured"
     during = {r.key: r.analyses for r in Store(folder).records()}
+    assert all(0 < r.metrics.analysis_time_s < r.metrics.total_time_s
+               for r in Store(folder).records())
     assert all(a.lesion and a.signal and a.shatter and a.landscape for a in during.values())
     assert main(["analyze", str(folder), "--analyses", "signal,shatter,landscape,lesion",
                  "--redo"]) == 0
