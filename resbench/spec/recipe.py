@@ -162,7 +162,8 @@ class AnalysesConfig(_Frozen):
     """Which analyses a trial runs, each with its options (null: not run).
 
     Written as a list of names and mappings of names to options
-    (``[lesion, {landscape: {grid: 7}}]``), or as one mapping of names to options.
+    (``[lesion, {landscape: {grid: 7}}]``), or as one mapping of names to options, which merges
+    across recipe layers like any mapping (there ``landscape: null`` turns one off).
     """
 
     lesion: LesionConfig | None = None
