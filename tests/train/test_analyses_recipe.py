@@ -44,3 +44,19 @@ def test_neither_analyses_nor_save_weights_changes_the_trial_key():
     assert plain.trial_dict() == other.trial_dict()
     assert trial_key(spec, plain.trial_dict(), 0) == trial_key(spec, other.trial_dict(), 0)
     assert "analyses" not in plain.trial_dict() and "save_weights" not in plain.trial_dict()
+
+
+def test_the_library_suites_ask_for_their_analyses():
+    """run_bench.py's degradation suite runs the lesion study and signal propagation; the claims
+    suite runs all four, on plain and residual nets alike."""
+    from resbench.spec.library import library_root
+    from resbench.train.suite import load_suite
+
+    suites = library_root() / "suites"
+    expected = {"degradation": ("lesion", "signal"),
+                "claims": ("lesion", "signal", "shatter", "landscape")}
+    for name, names in expected.items():
+        suite = load_suite(suites / f"{name}.yaml")
+        plans = suite.plans()
+        assert {p.recipe.analyses.names for p in plans} == {names}
+        assert {p.spec.stages[0].shortcut == "none" for p in plans} == {True, False}
