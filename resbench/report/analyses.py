@@ -30,22 +30,28 @@ MAX_SURFACES = 2  # contour panels in the landscape figure: a plain and a residu
 
 @dataclass
 class Series:
-    """The completed trials of one spec in one experiment (seeds pooled)."""
+    """The completed trials of one architecture in one experiment (seeds pooled)."""
 
     experiment: str
     spec_name: str
+    spec_key: str
     shortcut: str
     depth: float
     records: list[TrialRecord] = field(default_factory=list)
+    tag: str = ""  # the spec key's start, where several architectures share a name (a search)
 
     @property
     def plain(self) -> bool:
         return self.shortcut == "none"
 
+    @property
+    def name(self) -> str:
+        return f"{self.spec_name} {self.tag}" if self.tag else self.spec_name
+
     def label(self, several_experiments: bool) -> str:
         kind = "plain" if self.plain else f"{self.shortcut} shortcut"
         where = f"{self.experiment}/" if several_experiments else ""
-        return f"{where}{self.spec_name} ({kind})"
+        return f"{where}{self.name} ({kind})"
 
 
 def analysed_series(folders: Iterable[Path], name: str) -> list[Series]:
@@ -58,12 +64,19 @@ def analysed_series(folders: Iterable[Path], name: str) -> list[Series]:
                     or getattr(record.analyses, name) is None:
                 continue
             summary = record.summary or {}
-            key = (record.experiment or folder.name, record.spec_name)
+            key = (record.experiment or folder.name, record.spec_name, record.spec_key)
             series = groups.setdefault(key, Series(
-                key[0], record.spec_name, str(summary.get("shortcut", "?")),
+                key[0], record.spec_name, record.spec_key, str(summary.get("shortcut", "?")),
                 float(summary.get("depth") or 0)))
             series.records.append(record)
-    return sorted(groups.values(), key=lambda s: (not s.plain, s.shortcut, s.depth, s.spec_name))
+    names = defaultdict(int)
+    for experiment, name, _ in groups:
+        names[(experiment, name)] += 1
+    for (experiment, name, spec_key), series in groups.items():
+        if names[(experiment, name)] > 1:
+            series.tag = spec_key[:6]
+    return sorted(groups.values(), key=lambda s: (not s.plain, s.shortcut, s.depth, s.spec_name,
+                                                   s.spec_key))
 
 
 def _mean(values: Iterable[float | None]) -> float:
@@ -243,7 +256,7 @@ def shatter_figure(series: list[Series]) -> Plot:
     deepest_res = max((s for s in series if not s.plain), key=lambda s: s.depth, default=None)
     deepest_plain = max((s for s in series if s.plain), key=lambda s: s.depth, default=None)
     measured = "; ".join(
-        f"{s.spec_name} (depth {s.depth:g}) {_fmt(_last_correlation(s), 2)}"
+        f"{s.name} (depth {s.depth:g}) {_fmt(_last_correlation(s), 2)}"
         for s in (deepest_plain, deepest_res) if s is not None)
     caption = ("Balduzzi et al. 2017 found that gradients with respect to the input decorrelate "
                "across nearby inputs exponentially with depth in plain nets ('shattered', like "
@@ -311,7 +324,7 @@ def landscape_figure(series: list[Series]) -> Plot:
         contour = ax.contour(coords, coords, grid, levels=12, linewidths=0.8, cmap="viridis")
         ax.clabel(contour, fontsize=6, inline=True, fmt="%.2g")
         ax.plot([0], [0], marker="*", color="#d62728")
-        ax.set(xlabel="direction 2", ylabel="direction 1", title=f"{s.spec_name} "
+        ax.set(xlabel="direction 2", ylabel="direction 1", title=f"{s.name} "
                f"({'plain' if s.plain else s.shortcut}, seed {s.records[0].seed})")
         ax.set_aspect("equal")
     records = [r for s in series for r in s.records]
@@ -324,7 +337,7 @@ def landscape_figure(series: list[Series]) -> Plot:
                f"turn chaotic. Here the path was monotone in {monotone} of {len(records)} trials; "
                f"the slice held {_fmt(res)} local minima on average in residual nets "
                f"({_specs(n_res)}) and {_fmt(plain)} in plain nets ({_specs(n_plain)}); contours: "
-               f"{' and '.join(s.spec_name for s in shown) or 'none'} (star: trained weights).")
+               f"{' and '.join(s.name for s in shown) or 'none'} (star: trained weights).")
     return Plot("loss_landscape", fig, "Loss landscape: linear path and 2-D slices", caption)
 
 

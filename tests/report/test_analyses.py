@@ -89,3 +89,16 @@ def test_local_minima_count_a_bowl_once_and_a_rugged_grid_more():
     rugged = [[1.0, 2.0, 1.0], [2.0, 3.0, 2.0], [1.0, 2.0, 0.5]]
     assert local_minima(rugged) == 4
     assert local_minima([[math.nan, 1.0], [2.0, 3.0]]) == 1
+
+
+def test_architectures_sharing_a_name_stay_apart(analysed, tmp_path):
+    """A search names every trial after its space: series split by spec key, tagged by it."""
+    from resbench.store import Store
+
+    store = Store(tmp_path / "search")
+    for record in Store(analysed).records():
+        record.spec_name = "space"
+        store.write_record(record)
+    series = analysed_series([store.path], "signal")
+    assert len(series) == 2 and len({s.name for s in series}) == 2
+    assert all(s.name.startswith("space ") and s.spec_key.startswith(s.tag) for s in series)
