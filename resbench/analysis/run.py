@@ -7,16 +7,17 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from resbench.analysis._modes import batch_statistics
 from resbench.analysis.landscape import landscape
 from resbench.analysis.lesion import lesion_study
 from resbench.analysis.shatter import line_between, shattered_gradients
 from resbench.analysis.signal import signal_propagation
-from resbench.analysis._modes import batch_statistics
 from resbench.data import DataSplits, make_loader
 from resbench.spec.recipe import AnalysesConfig
 from resbench.store import Analyses
 
 EVAL_BATCH = 512
+CALIBRATION_BATCH = 128  # training images whose statistics the batch norms hold for ``shatter``
 
 
 def _batches(dataset, device: torch.device, batch_size: int = EVAL_BATCH) -> list:
@@ -65,9 +66,9 @@ def run_analyses(cfg: AnalysesConfig, trained: nn.Module | None,
         out.signal = signal_propagation(initial().to(device), x)
     if "shatter" in names:
         opts = cfg.shatter
-        x, _ = _first(data.train, 128, device)
-        out.shatter = shattered_gradients(initial().to(device), line_between(x[0], x[1], opts.points),
-                                          x, seed=opts.seed)
+        x, _ = _first(data.train, CALIBRATION_BATCH, device)  # the line runs from x[0] to x[1]
+        out.shatter = shattered_gradients(initial().to(device),
+                                          line_between(x[0], x[1], opts.points), x, seed=opts.seed)
     if "landscape" in names:
         opts = cfg.landscape
         x, y = _first(data.train, opts.examples, device)
