@@ -18,6 +18,8 @@ DELEGATED = {
     "sample": ("resbench.search.sample_cli", "draw a complexity-band population from a space, "
                "as a suite or trained at once"),
     "report": ("resbench.report.cli", "write a comparison report from results folders"),
+    "analyze": ("resbench.train.analyze",
+                "add analyses (lesion, signal, shatter, landscape) to finished trials, no retraining"),
 }
 
 

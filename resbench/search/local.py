@@ -169,7 +169,7 @@ def train(config: SearchConfig, cand: Candidate, trial: Any, info: SearchInfo) -
     for attempt in range(1, config.retries + 2):
         record = run_trial(cand.spec, cand.recipe, cand.seed, reporter=reporter,
                            checkpoint_dir=checkpoint_dir, experiment=config.experiment,
-                           data=cand.data)
+                           data=cand.data, store_dir=config.path)
         if record.status != "failed":
             break
     record.search = info
