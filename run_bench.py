@@ -38,8 +38,8 @@ def write_report(args: argparse.Namespace) -> None:
     from resbench.store import experiment_dir
     from resbench.train.suite import load_target
 
-    target = Path(args.target) if args.target else cli.DEFAULT_SUITE
-    folder = experiment_dir(args.experiment or load_target(target).name, args.results)
+    folder = experiment_dir(args.experiment or load_target(cli.target_path(args)).name,
+                            args.results)
     result = make_report([folder], folder / "report")
     print(f"report: {result.markdown} and {result.html}")
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from resbench.search.config import SCHEDULERS, RayOptions, SearchConfig
 from resbench.search.objectives import OBJECTIVES, parse_objectives
+from resbench.spec.library import resolve
 from resbench.spec.space import PRUNERS, SAMPLERS, load_space, positive_int, split_objectives
 
 
@@ -29,7 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``search`` subcommand's flags (defaults come from the space's ``search:`` section)."""
     parser.epilog = CLUSTER_HELP
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("space", help="search-space file (YAML/JSON)")
+    parser.add_argument("space", help="search-space file (YAML/JSON), or a library name such "
+                        "as cifar_small (resbench list)")
     parser.add_argument("--runner", choices=("local", "ray"), default="local",
                         help="local: Optuna on this machine (default); ray: Ray Tune")
     parser.add_argument("--trials", type=int, help="number of trials, infeasible and reused "
@@ -69,7 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> SearchConfig:
     """Flags given on the command line override the space's ``search:`` section."""
-    space = load_space(args.space)
+    space = load_space(resolve(args.space, ("space",)))
     given: dict[str, Any] = {}
     if args.objective:
         given["objectives"] = parse_objectives(split_objectives(args.objective, path="--objective"),

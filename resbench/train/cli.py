@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from resbench.errors import UserError
-from resbench.spec.library import library_root
+from resbench.spec.library import library_root, resolve
 
 if TYPE_CHECKING:
     from resbench.store import TrialRecord
@@ -18,8 +18,9 @@ DEFAULT_SUITE = library_root() / "suites" / "degradation.yaml"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``resbench bench`` and ``run_bench.py``."""
     parser.add_argument("target", nargs="?", default=None, metavar="SUITE_OR_SPEC",
-                        help="a suite file, or a spec file run as a one-spec suite "
-                             f"(default: {_shown(DEFAULT_SUITE)})")
+                        help="a suite or spec file (a spec runs as a one-spec suite), or a "
+                             "library name such as degradation or resnet20 (resbench list); "
+                             "default: degradation")
     parser.add_argument("--results", default="results", metavar="DIR",
                         help="root folder of experiments (default: results)")
     parser.add_argument("--experiment", default=None, metavar="NAME",
@@ -46,11 +47,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="progress display (default: bars on a terminal, log lines otherwise)")
 
 
-def _shown(path: Path) -> str:
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
+def target_path(args: argparse.Namespace) -> Path:
+    """The suite or spec file ``args.target`` names (a path or a library name)."""
+    target = resolve(args.target, ("suite", "spec")) if args.target else DEFAULT_SUITE
+    if not target.is_file():
+        raise UserError(f"{target}: no such suite or spec file")
+    return target
 
 
 def flags_layer(args: argparse.Namespace) -> dict[str, Any]:
@@ -73,10 +75,7 @@ def run(args: argparse.Namespace) -> int:
     ``--threads`` is applied by the entry point (``resbench.cli.run_command``), not here."""
     from resbench.train.suite import load_target, run_suite
 
-    target = Path(args.target) if args.target else DEFAULT_SUITE
-    if not target.exists():
-        raise UserError(f"{target}: no such suite or spec file")
-    suite = load_target(target)
+    suite = load_target(target_path(args))
     result = run_suite(suite, results_root=args.results, experiment=args.experiment,
                        flags=flags_layer(args), seeds=tuple(args.seeds) if args.seeds else None,
                        progress=args.progress, retry_failed=args.retry_failed)
