@@ -446,6 +446,8 @@ def _scheduler(config: SearchConfig) -> Any:
 
 def _max_epochs(config: SearchConfig) -> int:
     """The most epochs any point of the space trains (the top of an epochs range)."""
+    if "epochs" in config.recipe_overrides:
+        return int(config.recipe_overrides["epochs"])
     for dist in config.space.dists:
         if dist.loc == ("recipe", "epochs"):
             return int(max(dist.candidates()))

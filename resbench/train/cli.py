@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from resbench.errors import UserError
 from resbench.spec.library import library_root, resolve
+from resbench.spec.recipe import SET_FLAG, merge_layers, set_layer
 
 if TYPE_CHECKING:
     from resbench.store import TrialRecord
@@ -26,6 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--experiment", default=None, metavar="NAME",
                         help="experiment folder under --results (default: the suite's name)")
     parser.add_argument("--epochs", type=int, default=None, metavar="N", help="override epochs")
+    parser.add_argument("--set", action="append", default=None, metavar="KEY=VALUE",
+                        dest="set", help="override a recipe field, e.g. --set recipe.epochs=5 "
+                        "--set recipe.optimizer.lr=0.05 (YAML values; repeatable; wins over "
+                        "the other flags)")
     parser.add_argument("--batch-size", type=int, default=None, metavar="N",
                         help="override the batch size")
     parser.add_argument("--lr", type=float, default=None, help="override the peak learning rate")
@@ -66,7 +71,7 @@ def flags_layer(args: argparse.Namespace) -> dict[str, Any]:
         layer["optimizer"] = {"lr": args.lr}
     if args.limit is not None:
         layer["data"] = {"limit": args.limit}
-    return layer
+    return merge_layers(layer, set_layer(getattr(args, "set", None)), file=SET_FLAG)
 
 
 def run(args: argparse.Namespace) -> int:
