@@ -252,7 +252,8 @@ def ablations(pairs: pd.DataFrame, several_experiments: bool) -> Section:
         if several_experiments:
             spec_a, spec_b = f"{r['experiment_a']}/{spec_a}", f"{r['experiment_b']}/{spec_b}"
         rows.append({
-            "field": r["field"], "A": str(r["a"]), "B": str(r["b"]),
+            "field": r["field"], "depth A": fmt_num(r["depth"]), "A": str(r["a"]),
+            "B": str(r["b"]),
             "spec A": spec_a, "spec B": spec_b,
             "seeds": str(r["seeds"]),
             "val acc A (%)": fmt_mean_std(r["val_acc_a"], None, 100),

@@ -179,6 +179,9 @@ def train(config: SearchConfig, cand: Candidate, trial: Any, info: SearchInfo) -
             break
     record.search = info
     record.attempts = attempt
+    if record.status == "pruned":  # run_trial knows a reporter stopped it, not which pruner
+        record.reason = (f"pruned by Optuna's {config.pruner} pruner after epoch "
+                         f"{len(record.curves)}")
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return record
 
