@@ -31,6 +31,7 @@ class Table:
 
     frame: pd.DataFrame
     caption: str
+    sorted_by: str | None = None  # the column the rows are sorted by (kept in view in HTML)
 
 
 @dataclass
@@ -217,8 +218,12 @@ def leaderboard(board: pd.DataFrame, several_experiments: bool) -> Section:
         "One row per architecture and recipe, sorted by best validation accuracy; accuracies "
         "and loss are mean ± std (sample std) over the n completed seeds, cost columns are per "
         "architecture, recipe lists the training settings that differ between rows, and "
-        "status counts every trial." + shown)))
+        "status counts every trial." + shown),
+        sorted_by=SORTED_BY if SORTED_BY in cells.columns else None))
     return section
+
+
+SORTED_BY = "best val acc (%)"  # the leaderboard's order (tables.leaderboard)
 
 
 def status(trials: pd.DataFrame) -> Section:
