@@ -34,7 +34,8 @@ th.sorted, td.sorted { position: sticky; right: 0; z-index: 1; font-weight: 600;
                        box-shadow: -2px 0 3px rgba(0, 0, 0, .12); }
 th.sorted::after { content: " \\25BC"; font-size: .8em; }
 caption { caption-side: bottom; text-align: left; color: #555; font-size: .95em;
-          padding-top: .4em; white-space: normal; }
+          padding-top: .4em; white-space: normal; position: sticky; left: 0;
+          max-width: calc(100vw - 4em); }
 figure { margin: 1.2em 0; }
 figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { color: #444; font-size: .95em; margin-top: .3em; }
