@@ -165,8 +165,9 @@ def training_curves(trials: pd.DataFrame, curves: pd.DataFrame, group_by: str) -
     lines = _spec_lines(done, group_by, colors)
     for spec, color, label in lines:
         mean = spec.groupby("epoch")[["train_loss", "val_acc"]].mean()
-        loss_ax.plot(mean.index, mean["train_loss"], color=color, label=label)
-        acc_ax.plot(mean.index, 100 * mean["val_acc"], color=color, label=label)
+        dot = {"marker": "o"} if len(mean) == 1 else {}  # a one-epoch run is a point, not a line
+        loss_ax.plot(mean.index, mean["train_loss"], color=color, label=label, **dot)
+        acc_ax.plot(mean.index, 100 * mean["val_acc"], color=color, label=label, **dot)
     rest = data[data["status"] != "completed"]
     for (_, _, value, status), trial in rest.groupby(
             ["experiment", "key", group_by, "status"], sort=False):

@@ -18,9 +18,12 @@ from pathlib import Path
 
 import pytest
 
+from ray.tune import ExperimentAnalysis
+
+from resbench.report import tables
 from resbench.search.optuna_study import counted, open_study
 from resbench.search.ray_runner import experiment_analysis
-from resbench.store import Store
+from resbench.store import Store, load
 from tests.conftest import REPO
 from tests.search.conftest import tiny_space
 from tests.search.killing import snapshot
@@ -190,3 +193,7 @@ def test_ctrl_c_kill_and_resume_on_a_started_cluster(head, tmp_path, write_space
     assert best_record.metrics.best_val_acc == top
     checkpoint = analysis.best_checkpoint  # Ray's own view of the best: not a dangling path
     assert checkpoint is None or Path(checkpoint.path).is_dir()
+    own = ExperimentAnalysis(str((folder / "ray" / "tune").resolve()))  # Ray's class as is
+    assert len(own.trials) == len(analysis.trials)
+    board = tables.leaderboard(tables.prepare(load(folder)))  # the report's best row
+    assert board.iloc[0]["best_val_acc_mean"] == pytest.approx(top)
