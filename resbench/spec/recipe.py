@@ -12,17 +12,18 @@ No torch here: the spec layer only describes; ``resbench.train`` builds the obje
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from resbench.errors import SpecError, check_path_text
+from resbench.errors import SpecError, check_path_text, unknown
 from resbench.spec.merge import merge
 from resbench.spec.schema import MAX_INPUT_SIZE
 
-__all__ = ["Recipe", "locate_layer", "merge_layers", "parse_recipe", "recipe_defaults"]
+__all__ = ["Recipe", "locate_layer", "merge_layers", "parse_recipe", "recipe_defaults",
+           "set_layer"]
 
 
 DIVERGENCE_FACTOR = 1e4  # default of ``Recipe.divergence_factor``
@@ -303,3 +304,42 @@ def locate_layer(data: Mapping[str, Any], file: str | Path | None) -> dict[str, 
         resolved = (Path(file).resolve().parent / init).resolve()
         data["transfer"] = {**transfer, "init": str(resolved)}
     return data
+
+
+SET_FLAG = "--set"
+
+
+def set_layer(assignments: Sequence[str] | None) -> dict[str, Any]:
+    """Command-line overrides as a recipe layer: ``["recipe.epochs=5",
+    "recipe.optimizer.lr=0.05"]`` -> ``{"epochs": 5, "optimizer": {"lr": 0.05}}``. Keys are
+    dotted field paths under ``recipe``; values are parsed as YAML (``5``, ``0.05``, ``true``,
+    ``[1, 2]``); the layer is validated as a recipe file's is, with the same messages."""
+    import yaml
+
+    layer: dict[str, Any] = {}
+    for text in assignments or ():
+        key, sep, raw = text.partition("=")
+        parts = key.strip().split(".")
+        if not sep or not all(parts):
+            raise SpecError(f"expected KEY=VALUE with a dotted key, e.g. "
+                            f"recipe.optimizer.lr=0.05, got {text!r}", file=SET_FLAG, value=text)
+        if parts[0] != "recipe" or len(parts) < 2:
+            raise unknown("section", parts[0], ["recipe"], file=SET_FLAG, path=key.strip(),
+                          detail=" (--set changes recipe fields: recipe.epochs=5)")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            raise SpecError(f"invalid YAML value {raw!r}: {getattr(exc, 'problem', None) or exc}",
+                            file=SET_FLAG,
+                            path=key.strip()) from None
+        node = layer
+        for depth, part in enumerate(parts[1:-1], start=2):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise SpecError("set both as a value and as a mapping", file=SET_FLAG,
+                                path=".".join(parts[:depth]))
+            node = child
+        node[parts[-1]] = value
+    if layer:
+        parse_recipe(layer, file=SET_FLAG, path="recipe")
+    return layer

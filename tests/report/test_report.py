@@ -70,6 +70,25 @@ def test_html_is_self_contained_and_embeds_every_figure(report):
         assert f"data:image/png;base64,{encoded}" in sources
 
 
+def test_leaderboard_keeps_its_first_and_sorted_by_columns_in_view_when_scrolled(report):
+    """A wide leaderboard scrolls sideways in its box on a narrow (800 px) window; the spec
+    column is pinned left and the column it is sorted by pinned right."""
+    html = report.html.read_text()
+    board = html[html.index('<section id="leaderboard">'):]
+    board = board[:board.index("</table>")]
+    header = re.findall(r"<th([^>]*)>([^<]*)</th>", board)
+    sorted_cols = [i for i, (attrs, _) in enumerate(header) if 'class="sorted"' in attrs]
+    assert [header[i][1] for i in sorted_cols] == ["best val acc (%)"]
+    assert 'aria-sort="descending"' in header[sorted_cols[0]][0]
+    for row in re.findall(r"<tr>(<td.*?)</tr>", board):
+        cells = re.findall(r"<td([^>]*)>", row)
+        assert [i for i, a in enumerate(cells) if 'class="sorted"' in a] == sorted_cols
+    css = html[html.index("<style>"):html.index("</style>")]
+    assert ".table-wrap { overflow-x: auto;" in css
+    assert "td:first-child, th:first-child { position: sticky; left: 0;" in css
+    assert "th.sorted, td.sorted { position: sticky; right: 0;" in css
+
+
 def test_markdown_links_every_figure_with_caption(report):
     md = report.markdown.read_text()
     for i, path in enumerate(report.figures, start=1):

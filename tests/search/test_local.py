@@ -81,7 +81,7 @@ def test_pruning_records_curves_so_far(write_space, tmp_path):
     assert pruned, [r.status for r in records(cfg)]
     for r in pruned:
         assert 1 <= len(r.curves) < 4 and r.metrics.epochs == len(r.curves)
-        assert "stopped by the reporter" in r.reason
+        assert r.reason == f"pruned by Optuna's sha pruner after epoch {len(r.curves)}"
     study = open_study(cfg, create=False)
     states = [t.state for t in counted(study)]
     assert states.count(optuna.trial.TrialState.PRUNED) == len(pruned)
