@@ -31,8 +31,10 @@ def test_the_library_is_the_package_folder_and_the_repository_links_to_it():
 def test_kinds_are_kept_apart():
     assert "suites/degradation" in library_files("suite")
     assert "suites/degradation" not in library_files("spec")
-    assert set(library_files("space")) == {"spaces/cifar_small", "spaces/conditional",
-                                           "spaces/multi_objective"}
+    spaces = set(library_files("space"))
+    assert {"spaces/cifar_small", "spaces/conditional", "spaces/multi_objective"} <= spaces
+    assert all(name.startswith("spaces/") for name in spaces)
+    assert not spaces & set(library_files("spec"))
     assert resolve("degradation", ("suite", "spec")).name == "degradation.yaml"
     with pytest.raises(SpecError, match="unknown spec 'degradation'"):
         resolve("degradation")  # a suite is not a spec
