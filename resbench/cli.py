@@ -18,6 +18,8 @@ DELEGATED = {
     "sample": ("resbench.search.sample_cli", "draw a complexity-band population from a space, "
                "as a suite or trained at once"),
     "report": ("resbench.report.cli", "write a comparison report from results folders"),
+    "analyze": ("resbench.train.analyze",
+                "add analyses (lesion, signal, shatter, landscape) to finished trials, no retraining"),
 }
 
 
@@ -72,6 +74,46 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _list(args: argparse.Namespace) -> int:
+    from resbench.compile import cost
+    from resbench.errors import unknown
+    from resbench.spec import load_spec
+    from resbench.spec.library import library_files, list_names
+
+    files = library_files()
+    names = list_names(args.pattern)
+    if not names:
+        raise unknown("library spec (glob)", args.pattern,
+                      sorted({n.rsplit("/", 1)[-1] for n in files}))
+    header = ("name", "family", "params", "MACs", "input", "description")
+    rows = []
+    for name in names:
+        spec = load_spec(files[name])
+        c = cost(spec)
+        family, short = name.rsplit("/", 1)
+        rows.append((short, family, _si(c.params), _si(c.macs),
+                     f"{spec.input_channels}x{c.input_size}x{c.input_size}",
+                     spec.description.strip().splitlines()[0] if spec.description else ""))
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header) - 1)]
+    for row in (header, *rows):
+        cells = [c.rjust(w) if i in (2, 3) else c.ljust(w) for i, (c, w) in
+                 enumerate(zip(row, widths))]
+        print("  ".join(cells) + "  " + row[-1])
+    if args.pattern == "*":
+        for kind, command in (("suite", "resbench bench NAME"), ("space", "resbench search NAME")):
+            shown = ", ".join(n.rsplit("/", 1)[-1] for n in library_files(kind))
+            print(f"{kind}s ({command}): {shown}")
+    return 0
+
+
+def _si(n: int) -> str:
+    """``25557032`` -> ``25.56M``; MACs at batch 1."""
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.2f}{unit}"
+    return str(n)
+
+
 def _schema(args: argparse.Namespace) -> int:
     from resbench.spec import json_schema
 
@@ -101,7 +143,10 @@ def _store_check(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = cli_types.ArgumentParser(
         prog="resbench",
-        description="Residual networks as data: validate, build, train, search and compare specs.")
+        description="Residual networks as data: validate, build, train, search and compare specs.",
+        epilog="Specs, suites and spaces are given as files or by their name in the library that "
+               "ships with resbench (resbench list). Results go to ./results/<experiment>/ in "
+               "the current folder by default (--results DIR on bench and search).")
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -113,10 +158,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("show", help="per-stage table of blocks, shapes, params and MACs",
                        description="Print a spec's stages with output shape, params and MACs.")
-    p.add_argument("spec", type=lambda text: Path(cli_types.path_text(text)), metavar="SPEC")
+    p.add_argument("spec", type=cli_types.path_text, metavar="SPEC",
+                   help="a spec file or a library name (resnet50)")
     p.add_argument("--input-size", type=cli_types.positive, default=None,
                    help="input resolution (default: the spec's input_size)")
     p.set_defaults(func=_show)
+
+    p = sub.add_parser("list", help="the spec library: name, family, params, MACs, description",
+                       description="List the specs that ship with resbench (use a name wherever "
+                       "a spec path goes: resbench show resnet50).")
+    p.add_argument("pattern", nargs="?", default="*", metavar="GLOB",
+                   help="names to list, e.g. 'resnet*' or 'cifar/*' (default: all)")
+    p.set_defaults(func=_list)
 
     p = sub.add_parser("schema", help="print the JSON Schema of the spec language",
                        description="Print the JSON Schema of spec files, for editors.")

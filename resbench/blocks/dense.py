@@ -67,7 +67,10 @@ class Transition(ResidualBlock):
         self._attach_tail(opts)
 
     def _branch_end(self) -> tuple[nn.Module, ...]:
-        return ()  # not a residual branch: nothing to start at zero
+        return (self.conv1,)
+
+    def zero_init_last(self) -> None:
+        """Nothing: a transition is not a residual branch, zeroing it would cut the net."""
 
     def forward(self, x: Tensor) -> Tensor:
         pre = self.relu(self.bn1(x))

@@ -28,8 +28,15 @@ th, td { border: 1px solid #ddd; padding: .3em .6em; text-align: right; white-sp
 th { background: #f3f5f8; }
 td:first-child, th:first-child { text-align: left; }
 tbody tr:nth-child(even) { background: #fafbfc; }
+td { background: #fff; }
+tbody tr:nth-child(even) td { background: #fafbfc; }
+td:first-child, th:first-child { position: sticky; left: 0; z-index: 1; }
+th.sorted, td.sorted { position: sticky; right: 0; z-index: 1; font-weight: 600;
+                       box-shadow: -2px 0 3px rgba(0, 0, 0, .12); }
+th.sorted::after { content: " \\25BC"; font-size: .8em; }
 caption { caption-side: bottom; text-align: left; color: #555; font-size: .95em;
-          padding-top: .4em; white-space: normal; }
+          padding-top: .4em; white-space: normal; position: sticky; left: 0;
+          max-width: calc(100vw - 4em); }
 figure { margin: 1.2em 0; }
 figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { color: #444; font-size: .95em; margin-top: .3em; }
@@ -117,10 +124,15 @@ def to_markdown(title: str, meta: str, sections: list[Section], out_dir: Path) -
     return "\n".join(lines).rstrip() + "\n"
 
 
-def html_table(frame: pd.DataFrame, caption: str) -> str:
-    """An escaped HTML table with a caption."""
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-    rows = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
+def html_table(frame: pd.DataFrame, caption: str, sorted_by: str | None = None) -> str:
+    """An escaped HTML table with a caption. On a narrow window it scrolls sideways with its
+    first column pinned left and the ``sorted_by`` column pinned right, so both stay in view."""
+    marks = [' class="sorted" aria-sort="descending"' if c == sorted_by else ""
+             for c in frame.columns]
+    cells = [' class="sorted"' if c == sorted_by else "" for c in frame.columns]
+    head = "".join(f"<th{m}>{html.escape(str(c))}</th>" for c, m in zip(frame.columns, marks))
+    rows = "".join("<tr>" + "".join(f"<td{m}>{html.escape(str(v))}</td>"
+                                    for v, m in zip(row, cells)) + "</tr>"
                    for row in frame.itertuples(index=False))
     return (f'<div class="table-wrap"><table><caption>{html.escape(caption)}</caption>'
             f"<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>")
@@ -148,7 +160,8 @@ def to_html(title: str, meta: str, sections: list[Section]) -> str:
         for block in section.blocks:
             if isinstance(block, Table):
                 parts.append(html_table(block.frame,
-                                        f"Table {numbers[id(block)]}. {block.caption}"))
+                                        f"Table {numbers[id(block)]}. {block.caption}",
+                                        block.sorted_by))
             elif isinstance(block, FigureRef):
                 parts.append(f'<figure><img src="{embedded_png(block.path)}" '
                              f'alt="{esc(block.title)}"><figcaption><b>Figure '

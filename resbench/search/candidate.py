@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from resbench.errors import SpecError
 from resbench.search.config import SearchConfig
 from resbench.spec import Spec, parse_spec
-from resbench.spec.recipe import Recipe, parse_recipe
+from resbench.spec.recipe import Recipe, merge_layers, parse_recipe
 from resbench.store import CurveRow, DataInfo, Metrics, SearchInfo, TrialRecord, now_iso
 
 if TYPE_CHECKING:
@@ -48,7 +48,8 @@ def make_candidate(config: SearchConfig, spec_dict: Mapping[str, Any],
     file = config.space.file
     try:
         spec = parse_spec(spec_dict, file=file)
-        recipe = parse_recipe(recipe_dict, file=file)
+        recipe = parse_recipe(merge_layers(recipe_dict, config.recipe_overrides, file=file),
+                              file=file)
     except SpecError as exc:
         raise SpecError(f"a sampled point is invalid (the space allows a combination the spec "
                         f"language refuses; narrow the space or add a $when): {exc.message}; "

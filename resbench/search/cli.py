@@ -9,6 +9,8 @@ from typing import Any
 from resbench import cli_types
 from resbench.search.config import SCHEDULERS, RayOptions, SearchConfig
 from resbench.search.objectives import OBJECTIVES, parse_objectives
+from resbench.spec.library import resolve
+from resbench.spec.recipe import SET_FLAG, merge_layers, parse_recipe, set_layer
 from resbench.spec.space import PRUNERS, SAMPLERS, load_space, positive_int, split_objectives
 
 
@@ -30,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``search`` subcommand's flags (defaults come from the space's ``search:`` section)."""
     parser.epilog = CLUSTER_HELP
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("space", type=cli_types.path_text, help="search-space file (YAML/JSON)")
+    parser.add_argument("space", type=cli_types.path_text, help="search-space file (YAML/JSON), "
+                        "or a library name such as cifar_small (resbench list)")
     parser.add_argument("--runner", choices=("local", "ray"), default="local",
                         help="local: Optuna on this machine (default); ray: Ray Tune")
     parser.add_argument("--trials", type=cli_types.positive,
@@ -70,12 +73,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-concurrent", type=int, help="ray runner: trials at once")
     parser.add_argument("--no-reuse-actors", action="store_true",
                         help="ray runner: start a fresh worker process per trial")
+    parser.add_argument("--epochs", type=int, metavar="N", help="train every trial for N "
+                        "epochs (overrides the space's recipe.epochs)")
+    parser.add_argument("--set", action="append", default=None, metavar="KEY=VALUE",
+                        help="override a recipe field of every trial, e.g. --set "
+                        "recipe.optimizer.lr=0.05 (YAML values; repeatable; wins over --epochs)")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="CPU threads for torch in this process (default: torch's, one per "
+                        "core; --workers N processes share the cores instead)")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
 
 
 def config_from_args(args: argparse.Namespace) -> SearchConfig:
     """Flags given on the command line override the space's ``search:`` section."""
-    space = load_space(args.space)
+    space = load_space(resolve(args.space, ("space",)))
     given: dict[str, Any] = {}
     if args.objective is not None:
         given["objectives"] = parse_objectives(split_objectives(args.objective, path="--objective"),
@@ -88,6 +99,11 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
     for flag in ("max_params", "max_macs"):
         if getattr(args, flag) is not None:
             given[flag] = positive_int(getattr(args, flag), path="--" + flag.replace("_", "-"))
+    overrides = merge_layers({"epochs": args.epochs} if args.epochs is not None else {},
+                             set_layer(args.set), file=SET_FLAG)
+    if overrides:
+        parse_recipe(overrides, file=SET_FLAG)
+        given["recipe_overrides"] = overrides
     return SearchConfig.from_space(
         space, runner=args.runner, results_root=Path(args.results), workers=args.workers,
         retries=args.retries, resume=args.resume, join=args.join, progress=not args.quiet,

@@ -441,7 +441,11 @@ def parse_spec(data: Mapping[str, Any], file: str | Path | None = None) -> Spec:
 
 
 def load_spec(path: str | Path) -> Spec:
-    """Load, merge bases of, and validate one spec file."""
+    """Load, merge bases of, and validate one spec file, given by its path or by its name in
+    the spec library (``resnet50``, ``cifar/resnet56``: :mod:`resbench.spec.library`)."""
+    from resbench.spec.library import resolve
+
+    path = resolve(path)
     return parse_spec(load_raw(path), file=path)
 
 

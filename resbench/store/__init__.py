@@ -14,6 +14,16 @@ from resbench.store._load import (
 )
 from resbench.store._model import (
     STATUSES,
+    Analyses,
+    LandscapeResult,
+    LesionDraw,
+    LesionResult,
+    LesionRow,
+    PathPoint,
+    ShatterResult,
+    ShatterRow,
+    SignalResult,
+    SignalRow,
     CurveRow,
     DataInfo,
     GradFlowRow,
@@ -25,11 +35,30 @@ from resbench.store._model import (
 )
 from resbench.store._records import StoreWriteError, canonical_json, trial_key, writing
 from resbench.store._store import Store, experiment_dir, now_iso
+from resbench.store._weights import (
+    WEIGHTS,
+    find_trial,
+    load_model,
+    trial_weights,
+    weights_file,
+    weights_name,
+)
 
 __all__ = [
     "Claim",
     "Claims",
     "STATUSES",
+    "WEIGHTS",
+    "Analyses",
+    "LandscapeResult",
+    "LesionDraw",
+    "LesionResult",
+    "LesionRow",
+    "PathPoint",
+    "ShatterResult",
+    "ShatterRow",
+    "SignalResult",
+    "SignalRow",
     "CurveRow",
     "DataInfo",
     "GradFlowRow",
@@ -46,6 +75,8 @@ __all__ = [
     "check",
     "experiment_dir",
     "experiment_folders",
+    "find_trial",
+    "load_model",
     "load",
     "load_curves",
     "load_grad_flow",
@@ -54,4 +85,7 @@ __all__ = [
     "records_frame",
     "trial_key",
     "writing",
+    "trial_weights",
+    "weights_file",
+    "weights_name",
 ]

@@ -12,6 +12,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from resbench.canonical import json_ready
 from resbench.errors import UserError
 from resbench.store._model import REQUIRED_KEYS, STATUSES, TrialRecord
 from resbench.store._records import (
@@ -84,7 +85,7 @@ class Store:
         manifest.update(current)
         manifest.update(fields)
         manifest.setdefault("device", _device())
-        if manifest != current:  # a rerun of finished work writes nothing (read-only folders)
+        if json_ready(manifest) != current:  # a rerun of finished work writes nothing (read-only)
             write_json_atomic(self.path / MANIFEST, manifest)
         return manifest
 

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from resbench import cli_types
 from resbench.errors import UserError
-from resbench.spec.library import library_root
+from resbench.spec.library import library_root, resolve
+from resbench.spec.recipe import SET_FLAG, merge_layers, set_layer
 
 if TYPE_CHECKING:
     from resbench.store import TrialRecord
@@ -20,13 +21,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``resbench bench`` and ``run_bench.py``."""
     parser.add_argument("target", nargs="?", default=None, metavar="SUITE_OR_SPEC",
                         type=cli_types.path_text,
-                        help="a suite file, or a spec file run as a one-spec suite "
-                             f"(default: {_shown(DEFAULT_SUITE)})")
+                        help="a suite or spec file (a spec runs as a one-spec suite), or a "
+                             "library name such as degradation or resnet20 (resbench list); "
+                             "default: degradation")
     parser.add_argument("--results", default="results", metavar="DIR", type=cli_types.results_root,
                         help="root folder of experiments (default: results)")
     parser.add_argument("--experiment", default=None, metavar="NAME", type=cli_types.name,
                         help="experiment folder under --results (default: the suite's name)")
-    parser.add_argument("--epochs", type=cli_types.positive, default=None, metavar="N", help="override epochs")
+    parser.add_argument("--epochs", type=cli_types.positive, default=None, metavar="N",
+                        help="override epochs")
+    parser.add_argument("--set", action="append", default=None, metavar="KEY=VALUE",
+                        dest="set", help="override a recipe field, e.g. --set recipe.epochs=5 "
+                        "--set recipe.optimizer.lr=0.05 (YAML values; repeatable; wins over "
+                        "the other flags)")
     parser.add_argument("--batch-size", type=cli_types.positive, default=None, metavar="N",
                         help="override the batch size")
     parser.add_argument("--lr", type=float, default=None, help="override the peak learning rate")
@@ -51,11 +58,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="progress display (default: bars on a terminal, log lines otherwise)")
 
 
-def _shown(path: Path) -> str:
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
+def target_path(args: argparse.Namespace) -> Path:
+    """The suite or spec file ``args.target`` names (a path or a library name)."""
+    target = resolve(args.target, ("suite", "spec")) if args.target else DEFAULT_SUITE
+    if not target.is_file():
+        raise UserError(f"{target}: no such suite or spec file")
+    return target
 
 
 def flags_layer(args: argparse.Namespace) -> dict[str, Any]:
@@ -69,7 +77,7 @@ def flags_layer(args: argparse.Namespace) -> dict[str, Any]:
         layer["optimizer"] = {"lr": args.lr}
     if args.limit is not None:
         layer["data"] = {"limit": args.limit}
-    return layer
+    return merge_layers(layer, set_layer(getattr(args, "set", None)), file=SET_FLAG)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -78,10 +86,7 @@ def run(args: argparse.Namespace) -> int:
     ``--threads`` is applied by the entry point (``resbench.cli.run_command``), not here."""
     from resbench.train.suite import load_target, run_suite
 
-    target = Path(args.target) if args.target else DEFAULT_SUITE
-    if not target.exists():
-        raise UserError(f"{target}: no such suite or spec file")
-    suite = load_target(target)
+    suite = load_target(target_path(args))
     result = run_suite(suite, results_root=args.results, experiment=args.experiment,
                        flags=flags_layer(args), seeds=tuple(args.seeds) if args.seeds else None,
                        progress=args.progress, retry_failed=args.retry_failed,

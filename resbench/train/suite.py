@@ -265,7 +265,7 @@ def _run_one(item: tuple, store: Any, attempt: int, bar: Any, suite_name: str) -
     bar.trial_start(plan.label, plan.recipe.epochs)
     checkpoints = store.inside(store.path / "checkpoints" / key)
     record = run_trial(plan.spec, plan.recipe, plan.seed, data=data, reporter=bar.epoch_end,
-                       checkpoint_dir=checkpoints, experiment=store.name)
+                       checkpoint_dir=checkpoints, experiment=store.name, store_dir=store.path)
     record.suite = SuiteInfo(name=suite_name, override=plan.override,
                              spec_file=str(plan.spec_file))
     if attempt > 1:

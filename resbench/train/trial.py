@@ -24,6 +24,7 @@ from resbench.data import DataSplits, load_dataset, make_loader
 from resbench.spec import Spec
 from resbench.spec.recipe import DataConfig, Recipe
 from resbench.store import (
+    Analyses,
     CurveRow,
     DataInfo,
     GradFlowRow,
@@ -33,6 +34,7 @@ from resbench.store import (
     now_iso,
     trial_key,
     writing,
+    weights_name,
 )
 from resbench.train.loop import Diverged, TrainLoop, resolve_device
 from resbench.train.metrics import latency_ms, peak_memory, reset_peak_memory
@@ -76,13 +78,26 @@ def trial_identity(spec: Spec, recipe: Recipe, seed: int, data: DataSplits) -> t
     return adapted, trial_key(adapted.canonical(), recipe.trial_dict(), seed)
 
 
+def initial_model(spec: Spec, recipe: Recipe, seed: int) -> torch.nn.Module:
+    """The net exactly as trial ``seed`` starts training it (seeded build, then ``transfer.init``);
+    the analyses at initialisation rebuild it from a record with this."""
+    from resbench.compile import build
+
+    _seed_everything(seed)
+    model = build(spec)
+    initialise(model, recipe.transfer)
+    return model
+
+
 def run_trial(spec: Spec, recipe: Recipe, seed: int, *, data: DataSplits | None = None,
               reporter: Reporter | None = None, checkpoint_dir: str | Path | None = None,
-              experiment: str = "") -> TrialRecord:
+              experiment: str = "", store_dir: str | Path | None = None) -> TrialRecord:
     """Train ``spec`` under ``recipe`` with ``seed``; its record (unsaved: the caller stores it).
 
     With ``checkpoint_dir``, the state after each epoch is saved there and a later call resumes
     from it. ``reporter(epoch, metrics)`` is called after each epoch; True stops as pruned.
+    A trial that completes runs the recipe's analyses and, with ``store_dir`` (the experiment
+    folder) and ``recipe.save_weights``, saves its final weights as ``weights/<key>.pt`` there.
     """
     data = data if data is not None else load_data(recipe.data)
     adapted, key = trial_identity(spec, recipe, seed, data)
@@ -92,6 +107,8 @@ def run_trial(spec: Spec, recipe: Recipe, seed: int, *, data: DataSplits | None 
         run.execute(reporter)
         if run.stopped is not None:
             status, reason = "pruned", run.stopped
+        else:
+            run.finish(store_dir)
     except StoreWriteError:
         raise  # the results folder cannot be written: the run stops, the trial is not at fault
     except Diverged as e:
@@ -120,6 +137,10 @@ def run_trial(spec: Spec, recipe: Recipe, seed: int, *, data: DataSplits | None 
         record.resumed_from_epoch = run.resumed_from
     if trace is not None:
         record.traceback = trace
+    if status == "completed" and run.weights is not None:
+        record.weights = run.weights
+    if status == "completed" and run.analyses is not None:
+        record.analyses = run.analyses
     return record
 
 
@@ -166,6 +187,9 @@ class _Run:
         self.started_at = now_iso()  # of the first run, when resumed
         self.resumed_from: int | None = None  # the checkpoint's epoch, when resumed
         self.stopped: str | None = None  # why the reporter stopped it, if it did
+        self.model: torch.nn.Module | None = None
+        self.weights: str | None = None  # the record's ``weights``, once saved
+        self.analyses: Analyses | None = None
 
     def execute(self, reporter: Reporter | None) -> None:
         from resbench.compile import cost
@@ -195,6 +219,19 @@ class _Run:
                 break
         self._measure_latency(model)
 
+    def finish(self, store_dir: str | Path | None) -> None:
+        """After the last epoch: save the final weights, then run the recipe's analyses."""
+        if store_dir is not None and self.recipe.save_weights and self.model is not None:
+            self.weights = save_weights(self.model, Path(store_dir), self.key)
+        if self.recipe.analyses.names and self.model is not None:
+            from resbench.analysis import run_analyses
+
+            start = time.perf_counter()
+            self.analyses = run_analyses(
+                self.recipe.analyses, self.model,
+                lambda: initial_model(self.spec, self.recipe, self.seed), self.data, self.device)
+            self.extra["analysis_time_s"] = time.perf_counter() - start
+
     def _measure_latency(self, model: torch.nn.Module) -> None:
         shape = (self.data.in_channels, self.data.image_size, self.data.image_size)
         forward = self.loop.forward if self.loop is not None else model
@@ -208,12 +245,8 @@ class _Run:
 
     def _setup(self) -> None:
         """A fresh, seeded model, loaders and training loop (epoch 0)."""
-        from resbench.compile import build
-
         recipe, data = self.recipe, self.data
-        _seed_everything(self.seed)
-        self.model = model = build(self.spec)
-        initialise(model, recipe.transfer)
+        self.model = model = initial_model(self.spec, recipe, self.seed)
         self.freeze = FreezeSchedule(model, recipe.transfer)
         self.train = make_loader(data.train, recipe.batch_size, train=True, augment=recipe.augment,
                                  device=self.device, seed=self.seed,
@@ -332,6 +365,19 @@ class _Run:
             self.loop.optimizer.zero_grad(set_to_none=True)
         if self.device is not None and self.device.type == "cuda":
             torch.cuda.empty_cache()
+
+
+def save_weights(model: torch.nn.Module, store_dir: Path, key: str) -> str:
+    """Write ``model``'s state_dict (on the CPU) atomically to ``store_dir/weights/<key>.pt``;
+    returns that path relative to ``store_dir`` (the record's ``weights``)."""
+    name = weights_name(key)
+    path = store_dir / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    return name
 
 
 def _loader_generator(loader: Any) -> torch.Generator | None:

@@ -106,3 +106,9 @@ def test_bench_on_a_full_disk_is_one_clear_error_and_leaves_no_temp_file(tmp_pat
     assert run.returncode == 2, (run.stdout, run.stderr)
     assert "No space left on device" in run.stderr and f"{results / 'full'}" in run.stderr
     assert ".tmp" not in run.stdout  # the listing of the full disk after the failure
+
+
+def test_max_attempts_below_one_is_a_user_error(tmp_path, tiny_specs, capsys):
+    args = ["bench", str(tiny_specs["res"]), "--results", str(tmp_path / "r"), "--max-attempts", "0"]
+    assert main(args) == 2
+    assert capsys.readouterr().err == "error: max attempts must be at least 1, got 0\n"
