@@ -111,3 +111,21 @@ def test_the_generator_agrees_with_torchvision_on_random_parameters(seed):
                              bottleneck_ratio=b)
         assert [(s["depth"], s["width"], s["group_width"]) for s in ours] == list(
             zip(ref.depths, ref.widths, ref.group_widths))
+
+
+def test_the_tiered_deep_stem_is_timms_resnet26t():
+    """Stem widths (24, 32, 64): timm's resnet26t, strictly loaded, equal outputs, counts."""
+    timm = pytest.importorskip("timm")
+    path = "timm/resnet26t.yaml"
+    ref = timm.create_model("resnet26t", pretrained=False).eval()
+    ours = build(load_spec(SPECS / path)).eval()
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), ref(x), rtol=0, atol=0)
+    assert GOLDEN[path]["source"].startswith(f"timm {timm.__version__} resnet26t")
+    assert sum(p.numel() for p in ref.parameters()) == GOLDEN[path]["params"]
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        ref.to("meta")(torch.empty(1, 3, 224, 224, device="meta"))
+    assert counter.get_total_flops() // 2 == GOLDEN[path]["macs"] == cost(SPECS / path).macs

@@ -45,6 +45,7 @@ LIBRARY_KEYS = {
     "regnet/regnet_x_400mf.yaml": "84b2cf89f71b5012",
     "regnet/regnet_y_400mf.yaml": "2ad545d5923bfeb1",
     "regnet/regnet_y_800mf.yaml": "0c0e678b94b357d3",
+    "timm/resnet26t.yaml": "0dee73a1f0923005",
     "torchvision/resnet101.yaml": "06402a7145391731",
     "torchvision/resnet152.yaml": "9fbee25dcd590401",
     "torchvision/resnet18.yaml": "03e40a6f1936b0bf",
