@@ -1,6 +1,7 @@
 """The spec schema: frozen, typed, validated once at load time. No torch here."""
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Optional, TypeVar, Union
 
 from pydantic import (
@@ -325,6 +326,8 @@ class Spec(_with_kind_options(_SpecFields, "_SpecOptions")):  # type: ignore[mis
         self._check_normfree(stages)
         _check_shapes(stem.width, stages, given)
         size = self.input_size or STEMS[stem.kind].input_size
+        if self.norm == "group":
+            _check_group_norm(size, stem, stages)
         for key, value in (("stem", stem), ("stages", stages), ("input_size", size)):
             object.__setattr__(self, key, value)
         return self
@@ -580,6 +583,32 @@ def _inner_widths(block: StageSpec) -> tuple[tuple[str, int], ...]:
     if block.block == "dense":
         return (("bn_size", block.bn_size * block.width),)
     return ()
+
+
+GROUP_NORM_GROUPS = 32  # resbench.blocks.layers.group_norm: gcd(32, C) groups
+
+
+def _check_group_norm(size: int, stem: StemSpec, stages: tuple[StageSpec, ...]) -> None:
+    """GroupNorm needs more than one value per group: a layer of C channels (in gcd(32, C)
+    groups of C / gcd(32, C)) at 1x1 has one where C divides 32, which torch refuses."""
+    def single(channels: int) -> bool:
+        return channels // math.gcd(GROUP_NORM_GROUPS, channels) == 1
+
+    for _ in range(STEMS[stem.kind].reduction.bit_length() - 1):
+        size = -(-size // 2)  # each stride-2 layer of the stem rounds up
+    if size == 1 and single(stem.width):
+        raise ShapeError("stem.width", f"group norm over the stem's {stem.width} channels at 1x1 "
+                         "would hold one value per group; use more channels, a larger "
+                         "input_size or another norm", stem.width)
+    for i, stage in enumerate(stages):
+        size = -(-size // stage.stride)
+        widths = {stage.width, stage.out_channels,
+                  *(inner for b in _distinct_blocks(stage) for _, inner in _inner_widths(b))}
+        if size == 1 and any(single(c) for c in widths):
+            raise ShapeError(f"stages[{i}].width", "group norm over this stage's "
+                             f"{min(c for c in widths if single(c))} channels at 1x1 would hold "
+                             "one value per group; use more channels, a larger input_size or "
+                             "another norm", stage.width)
 
 
 def _check_sizes(stages: tuple[StageSpec, ...], channels: bool = False) -> None:
