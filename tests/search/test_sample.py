@@ -139,7 +139,7 @@ def test_sample_run_trains_the_population_and_the_report_names_the_band(
     text = report.markdown.read_text()
     edf = text.split("## Design-space error distributions")[1].split("\n## ")[0]
     assert "3 models drawn uniformly from space.yaml" in edf
-    assert "MACs in [10,000, 200,000]" in edf
+    assert "MACs from 10,000 to 200,000 at each spec's input size" in edf
     # A rerun finds the same suite and trains nothing again.
     assert main(["sample", str(space), "--n", "3", "--macs", "10k:200k", "--seed", "0",
                  "--run", "--results", str(results), "--progress", "none"]) == 0
