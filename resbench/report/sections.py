@@ -31,6 +31,7 @@ class Table:
 
     frame: pd.DataFrame
     caption: str
+    sorted_by: str | None = None  # the column the rows are sorted by (kept in view in HTML)
 
 
 @dataclass
@@ -223,8 +224,12 @@ def leaderboard(board: pd.DataFrame, several_experiments: bool) -> Section:
         "One row per architecture and recipe, sorted by best validation accuracy; accuracies "
         "and loss are mean ± std (sample std) over the n completed seeds, cost columns are per "
         "architecture, recipe lists the training settings that differ between rows, and "
-        "status counts every trial." + shown)))
+        "status counts every trial." + shown),
+        sorted_by=SORTED_BY if SORTED_BY in cells.columns else None))
     return section
+
+
+SORTED_BY = "best val acc (%)"  # the leaderboard's order (tables.leaderboard)
 
 
 def status(trials: pd.DataFrame) -> Section:
@@ -258,7 +263,8 @@ def ablations(pairs: pd.DataFrame, several_experiments: bool) -> Section:
         if several_experiments:
             spec_a, spec_b = f"{r['experiment_a']}/{spec_a}", f"{r['experiment_b']}/{spec_b}"
         rows.append({
-            "field": r["field"], "A": str(r["a"]), "B": str(r["b"]),
+            "field": r["field"], "depth A": fmt_num(r["depth"]), "A": str(r["a"]),
+            "B": str(r["b"]),
             "spec A": spec_a, "spec B": spec_b,
             "seeds": str(r["seeds"]),
             "val acc A (%)": fmt_mean_std(r["val_acc_a"], None, 100),

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from resbench.errors import SpecError, join_path
+from resbench.errors import SpecError, join_path, shown
 from resbench.errors import unknown as unknown_name
 from resbench.spec.load import BASE_KEY, field_info, format_path, load_raw, parse_spec
 from resbench.spec.recipe import parse_recipe, recipe_defaults
@@ -287,6 +287,8 @@ def _parse_range(key: str, arg: Any, node: dict[str, Any], loc: Loc, name: str,
         kind = "integers" if is_int else "numbers"
         raise SpecError(f"{key} needs [lo, hi], two {kind}", file=file, path=name, value=arg)
     lo, hi = arg
+    if not all(math.isfinite(b) for b in arg):
+        raise SpecError(f"{key} needs finite bounds", file=file, path=name, value=arg)
     if lo > hi:
         raise SpecError(f"{key} has lo > hi", file=file, path=name, value=arg)
     log = node.get("log", False)
@@ -295,7 +297,8 @@ def _parse_range(key: str, arg: Any, node: dict[str, Any], loc: Loc, name: str,
                         value=log)
     step = node.get("step")
     if step is not None:
-        if not isinstance(step, number) or isinstance(step, bool) or step <= 0:
+        if (not isinstance(step, number) or isinstance(step, bool) or not math.isfinite(step)
+                or step <= 0):
             raise SpecError(f"step must be a positive {'integer' if is_int else 'number'}",
                             file=file, path=join_path(name, "step"), value=step)
         if log and (step != 1 or not is_int):  # Optuna: only an integer log range has a step (1)
@@ -395,12 +398,14 @@ def _parse_settings(raw: Any, file: str | None) -> SearchSettings:
         out["trials"] = positive_int(raw["trials"], file=file, path="search.trials")
     for key in ("seed", "sampler_seed"):
         if key in raw and raw[key] is not None:
-            if not isinstance(raw[key], int) or isinstance(raw[key], bool) or raw[key] < 0:
-                raise SpecError(f"{key} must be an integer >= 0", file=file,
+            if (not isinstance(raw[key], int) or isinstance(raw[key], bool)
+                    or not 0 <= raw[key] < 2**32):
+                raise SpecError(f"{key} must be an integer in [0, 2^32)", file=file,
                                 path=f"search.{key}", value=raw[key])
             out[key] = raw[key]
     if raw.get("experiment") is not None:
-        if not isinstance(raw["experiment"], str):
+        if (not isinstance(raw["experiment"], str) or not raw["experiment"].strip()
+                or len(raw["experiment"]) > 200):
             raise SpecError("experiment must be a name", file=file, path="search.experiment",
                             value=raw["experiment"])
         out["experiment"] = raw["experiment"]
@@ -441,7 +446,7 @@ def positive_int(value: Any, *, file: str | None = None, path: str = "") -> int:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise SpecError(f"must be a positive integer, got {value!r}", file=file, path=path,
+        raise SpecError(f"must be a positive integer, got {shown(value)}", file=file, path=path,
                         value=value)
     return value
 
@@ -497,7 +502,7 @@ def _validate_values(space: Space) -> None:
         culprit = next((d for d in space.dists if d.name == exc.path), None)
         if culprit is not None:
             value = culprit.candidates()[0]
-            raise SpecError(f"value {value!r} makes an invalid spec: {exc.message}",
+            raise SpecError(f"value {shown(value)} makes an invalid spec: {exc.message}",
                             file=space.file, path=culprit.name, value=value,
                             allowed=exc.allowed) from None
         raise SpecError(f"the space's first point (first choices, lower bounds) is invalid: "
@@ -510,7 +515,7 @@ def _validate_values(space: Space) -> None:
             try:
                 _validate_point(spec, recipe, space.file)
             except SpecError as exc:
-                raise SpecError(f"value {value!r} makes an invalid spec: {exc.message} "
+                raise SpecError(f"value {shown(value)} makes an invalid spec: {exc.message} "
                                 f"(at {exc.path or 'top level'})", file=space.file,
                                 path=dist.name, value=value, allowed=exc.allowed) from None
 
