@@ -326,7 +326,7 @@ def band_sentence(name: str, population: dict[str, Any]) -> str:
     for key, label in (("macs", "MACs"), ("params", "parameters")):
         band = population.get(key)
         if isinstance(band, (list, tuple)) and len(band) == 2:
-            bands.append(f"{label} in [{fmt_num(band[0])}, {fmt_num(band[1])}]")
+            bands.append(f"{label} from {fmt_num(band[0])} to {fmt_num(band[1])}")
     size = population.get("input_size")
     at = f" at {size}x{size} pixels" if size else " at each spec's input size"
     space = Path(str(population.get("space") or "a space")).name

@@ -139,9 +139,25 @@ def test_sample_run_trains_the_population_and_the_report_names_the_band(
     text = report.markdown.read_text()
     edf = text.split("## Design-space error distributions")[1].split("\n## ")[0]
     assert "3 models drawn uniformly from space.yaml" in edf
-    assert "MACs in [10,000, 200,000]" in edf
+    assert "MACs from 10,000 to 200,000 at each spec's input size" in edf
     # A rerun finds the same suite and trains nothing again.
     assert main(["sample", str(space), "--n", "3", "--macs", "10k:200k", "--seed", "0",
                  "--run", "--results", str(results), "--progress", "none"]) == 0
     assert "0 trial(s) run, 3 already finished" in capsys.readouterr().out
 
+
+
+def test_a_point_the_spec_language_refuses_is_an_error_in_the_space(write_space, capsys):
+    """Each value passes alone (the space loads); one combination does not: zero padding
+    cannot narrow the stem's 8 channels to 4."""
+    data = tiny_space(name="badpoints", input_size=8, stem={"kind": "cifar", "width": 8})
+    data["stages"][0].update(width={"$choice": [8, 4]},
+                             shortcut={"$choice": ["projection", "zero_pad"]})
+    space = write_space(data)
+    load_space(space)
+    code = main(["sample", str(space), "--n", "50", "--macs", "1k:10M", "--seed", "0",
+                 "--out", str(space.parent / "pop")])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err, err
+    assert "a sampled point is invalid" in err and "stages[0].shortcut" in err, err
+    assert str(space) in err and not (space.parent / "pop").exists()
