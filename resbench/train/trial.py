@@ -11,7 +11,7 @@ import random
 import statistics
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -70,15 +70,19 @@ def trial_identity(spec: Spec, recipe: Recipe, seed: int, data: DataSplits) -> t
 
 def run_trial(spec: Spec, recipe: Recipe, seed: int, *, data: DataSplits | None = None,
               reporter: Reporter | None = None, checkpoint_dir: str | Path | None = None,
-              experiment: str = "") -> TrialRecord:
+              experiment: str = "", cost: Mapping[str, int] | None = None) -> TrialRecord:
     """Train ``spec`` under ``recipe`` with ``seed``; its record (unsaved: the caller stores it).
 
     With ``checkpoint_dir``, the state after each epoch is saved there and a later call resumes
     from it. ``reporter(epoch, metrics)`` is called after each epoch; True stops as pruned.
+    ``cost`` (``params`` and ``macs`` of the adapted spec at the data's size) saves a second
+    count when the caller has made it (a search's candidate); otherwise it is counted here.
     """
     data = data if data is not None else load_data(recipe.data)
     adapted, key = trial_identity(spec, recipe, seed, data)
     run = _Run(adapted, recipe, seed, data, key, checkpoint_dir)
+    if cost is not None:
+        run.cost = {"params": int(cost["params"]), "macs": int(cost["macs"])}
     status, reason, trace = "completed", None, None
     try:
         run.execute(reporter)
@@ -141,8 +145,9 @@ class _Run:
         recipe, data = self.recipe, self.data
         self.device = resolve_device(recipe.device)
         reset_peak_memory(self.device)
-        c = cost(self.spec, input_size=data.image_size)
-        self.cost = {"params": int(c.params), "macs": int(c.macs)}
+        if not self.cost:
+            c = cost(self.spec, input_size=data.image_size)
+            self.cost = {"params": int(c.params), "macs": int(c.macs)}
         _seed_everything(self.seed)
         model = build(self.spec)
         initialise(model, recipe.transfer)
