@@ -143,44 +143,73 @@ def run_naive(config: SearchConfig) -> None:
         raise SystemExit(f"naive workers failed: exit codes {bad}")
 
 
+def arm_configs(space: Any, root: Path, chunk: int, size: int,
+                workers: int) -> dict[str, SearchConfig]:
+    """The two arms' configs for one round (each round is its own pair of experiments)."""
+    common = {"trials": size, "workers": workers, "progress": False,
+              "results_root": root / "results"}
+    without = f"without_reuse_{chunk}"
+    sqlite = f"sqlite:///{(root / 'results' / without / 'study.db').resolve()}"
+    return {"with reuse": SearchConfig.from_space(space, experiment=f"with_reuse_{chunk}",
+                                                  **common),
+            "without reuse": SearchConfig.from_space(space, experiment=without, storage=sqlite,
+                                                     **common)}
+
+
+def run_arm(name: str, cfg: SearchConfig, points: list[dict[str, Any]]) -> tuple[float, float]:
+    """Train ``points`` in one arm: (wall seconds, seconds inside run_trial)."""
+    enqueue(cfg, points)
+    start = time.perf_counter()
+    if name == "with reuse":
+        from dataclasses import replace
+
+        run_search(replace(cfg, resume=True))  # the queued population, through the runner
+        assert (cfg.path / JOURNAL_FILE).is_file()
+    else:
+        run_naive(cfg)
+    wall = time.perf_counter() - start
+    done = [r for r in Store(cfg.path).records() if r.status == "completed"]
+    assert len(done) == len(points), (name, len(done))
+    return wall, sum(r.metrics.total_time_s for r in done)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=200, help="models in the population")
     parser.add_argument("--macs", default="3M:4.5M", help="the complexity band, LO:HI")
     parser.add_argument("--workers", type=int, default=2, help="local worker processes")
+    parser.add_argument("--rounds", type=int, default=4,
+                        help="the population is trained in this many chunks, each by both "
+                        "arms in alternating order, so that load from other processes on "
+                        "the machine falls on both alike (default 4)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the population draw")
     parser.add_argument("--keep", help="keep the results here (default: a temp dir)")
     args = parser.parse_args()
     band = parse_band(args.macs)
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench_population_"))
     space = parse_space(SPACE, file="bench_population")
-    common = {"trials": args.n, "workers": args.workers, "progress": False,
-              "results_root": root / "results"}
-    with_reuse = SearchConfig.from_space(space, experiment="with_reuse", **common)
-    sqlite = f"sqlite:///{(root / 'results' / 'without_reuse' / 'study.db').resolve()}"
-    without = SearchConfig.from_space(space, experiment="without_reuse", storage=sqlite, **common)
     try:
-        points, drawn, seconds = draw_band(with_reuse, args.n, band, args.seed)
+        probe = arm_configs(space, root, 0, args.n, args.workers)["with reuse"]
+        points, drawn, seconds = draw_band(probe, args.n, band, args.seed)
         print(f"population: {args.n} models with MACs in [{band[0]:,}, {band[1]:,}] on digits, "
-              f"kept from {drawn} uniform draws ({drawn / seconds:.0f} candidates/s costed)")
-        rates = {}
-        for name, cfg in (("with reuse", with_reuse), ("without reuse", without)):
-            enqueue(cfg, points)
-            start = time.perf_counter()
-            if cfg is with_reuse:
-                run_search(SearchConfig.from_space(space, experiment="with_reuse", resume=True,
-                                                   **common))
-            else:
-                run_naive(cfg)
-            wall = time.perf_counter() - start
-            done = [r for r in Store(cfg.path).records() if r.status == "completed"]
-            assert len(done) == args.n, (name, len(done))
-            rates[name] = args.n / wall * 60
-            train = sum(r.metrics.total_time_s for r in done)
-            print(f"  {name:14} {rates[name]:7.1f} models/min  ({wall:.1f} s wall, "
-                  f"{train:.1f} s in run_trial over {args.workers} workers)")
-        assert (with_reuse.path / JOURNAL_FILE).is_file()
-        print(f"  ratio with/without reuse: {rates['with reuse'] / rates['without reuse']:.2f}x")
+              f"kept from {drawn} uniform draws ({drawn / seconds:.1f} candidates/s costed), "
+              f"1 epoch each, {args.workers} workers, {args.rounds} rounds")
+        wall = {"with reuse": 0.0, "without reuse": 0.0}
+        inside = dict(wall)
+        rounds = max(1, min(args.rounds, args.n))
+        for i in range(rounds):
+            chunk = points[i * args.n // rounds:(i + 1) * args.n // rounds]
+            configs = arm_configs(space, root, i, len(chunk), args.workers)
+            order = list(configs) if i % 2 == 0 else list(reversed(configs))
+            for name in order:
+                w, t = run_arm(name, configs[name], chunk)
+                wall[name] += w
+                inside[name] += t
+        rate = {name: args.n / wall[name] * 60 for name in wall}
+        for name in wall:
+            print(f"  {name:14} {rate[name]:7.1f} models/min  ({wall[name]:.1f} s wall, "
+                  f"{inside[name]:.1f} s inside run_trial, summed over the workers)")
+        print(f"  ratio with/without reuse: {rate['with reuse'] / rate['without reuse']:.2f}x")
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
