@@ -106,7 +106,13 @@ def enqueue(config: SearchConfig, points: list[dict[str, Any]]) -> None:
 
 def _naive_worker(config: SearchConfig) -> None:
     """Ask, evaluate, tell, as ``search.local.worker`` does, but loading the data set for each
-    trial and letting ``run_trial`` count the cost again (no ``cost=``)."""
+    trial and letting ``run_trial`` count the cost again (no ``cost=``).
+
+    On SQLite two workers can pop the same queued trial (its row lock is a no-op there): both
+    train it and the second one's tell fails. That is what the SQLite path does, so it is
+    counted (``raced``) and the worker goes on; the record is the same either way."""
+    from optuna.exceptions import UpdateFinishedTrialError
+
     from resbench._compat.optuna import quiet
     from resbench.search.local import RUNNER, ask_within_budget, tell
     from resbench.search.candidate import search_info
@@ -119,16 +125,20 @@ def _naive_worker(config: SearchConfig) -> None:
         study = open_study(config)
         store = config.store
         while (trial := ask_within_budget(study, config.trials)) is not None:
-            spec, recipe, params = config.space.sample(TrialSampler(trial))
-            cand = make_candidate(config, spec, recipe, params, DataCache())  # loads the data
-            for name, value in (("params", params), ("key", cand.key), ("worker", os.getpid())):
-                trial.set_user_attr(name, value)
-            record = run_trial(cand.spec, cand.recipe, cand.seed, experiment=config.experiment,
-                               data=cand.data)
-            record.search = search_info(RUNNER, config, trial.number, params,
-                                        worker=os.getpid())
-            store.write_record(record)
-            tell(config, study, trial, record)
+            try:
+                spec, recipe, params = config.space.sample(TrialSampler(trial))
+                cand = make_candidate(config, spec, recipe, params, DataCache())  # loads data
+                for name, value in (("params", params), ("key", cand.key),
+                                    ("worker", os.getpid())):
+                    trial.set_user_attr(name, value)
+                record = run_trial(cand.spec, cand.recipe, cand.seed, data=cand.data,
+                                   experiment=config.experiment)
+                record.search = search_info(RUNNER, config, trial.number, params,
+                                            worker=os.getpid())
+                store.write_record(record)
+                tell(config, study, trial, record)
+            except UpdateFinishedTrialError:
+                print(f"raced: trial {trial.number} was taken by both workers", flush=True)
 
 
 def run_naive(config: SearchConfig) -> None:
@@ -156,7 +166,8 @@ def arm_configs(space: Any, root: Path, chunk: int, size: int,
                                                      **common)}
 
 
-def run_arm(name: str, cfg: SearchConfig, points: list[dict[str, Any]]) -> tuple[float, float]:
+def run_arm(name: str, cfg: SearchConfig,
+            points: list[dict[str, Any]]) -> tuple[float, float]:
     """Train ``points`` in one arm: (wall seconds, seconds inside run_trial)."""
     enqueue(cfg, points)
     start = time.perf_counter()

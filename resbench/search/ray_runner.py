@@ -242,7 +242,8 @@ def _trial_in_worker(tune_config: dict[str, Any], config: SearchConfig) -> None:
 
     try:
         record = run_trial(cand.spec, cand.recipe, cand.seed, data=cand.data, reporter=reporter,
-                           checkpoint_dir=work, experiment=config.experiment)
+                           checkpoint_dir=work, experiment=config.experiment,
+                           cost=cand.cost)  # costed once, by the candidate
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if record.status == "failed":

@@ -59,6 +59,14 @@ def test_seeded_resume_draws_new_points(write_space, tmp_path):
     run_search(cfg)
     lrs = points(cfg)
     assert len(lrs) == 6 and len(set(lrs)) == 6  # the same seed once replayed the first 3
+    # each record's cost, counted once by the candidate, is the adapted spec's cost
+    from resbench.compile import cost
+    from resbench.spec import parse_spec
+    from resbench.store import Store
+
+    for r in Store(cfg.path).records():
+        c = cost(parse_spec(r.spec), input_size=r.data.image_size)
+        assert (r.metrics.params, r.metrics.macs) == (c.params, c.macs)
 
 
 @pytest.mark.slow
