@@ -14,11 +14,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from resbench.cli import run_command  # noqa: E402
+from resbench.cli_types import ArgumentParser  # noqa: E402
 from resbench.train import cli  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="run_bench.py", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="run_bench.py", description=__doc__.splitlines()[0])
     cli.add_arguments(parser)
     parser.add_argument("--no-report", action="store_true", help="do not write the report")
     return run_command(bench_and_report, parser.parse_args(argv))
@@ -35,12 +36,13 @@ def bench_and_report(args: argparse.Namespace) -> int:
 def write_report(args: argparse.Namespace) -> None:
     """The suite's report, next to its results."""
     from resbench.report import make_report
-    from resbench.store import experiment_dir
+    from resbench.store import experiment_dir, writing
     from resbench.train.suite import load_target
 
-    target = Path(args.target) if args.target else cli.DEFAULT_SUITE
-    folder = experiment_dir(args.experiment or load_target(target).name, args.results)
-    result = make_report([folder], folder / "report")
+    folder = experiment_dir(args.experiment or load_target(cli.target_path(args)).name,
+                            args.results)
+    with writing(folder / "report"):  # a read-only results folder: one error naming it
+        result = make_report([folder], folder / "report")
     print(f"report: {result.markdown} and {result.html}")
 
 

@@ -5,12 +5,12 @@ those whose MACs (``resbench.cost`` of the spec fitted to digits) lie in ``--mac
 pycls samples a design space at equal cost; then trains each for one epoch through the local
 runner with ``--workers`` processes (default 2, one torch thread each), twice:
 
-  with reuse     the local runner as it is: each worker loads the data set once (DataCache),
-                 counts each candidate's cost once, and tells a journal-file study;
+  with reuse     the local runner as it is: each worker loads the data set once (DataCache)
+                 and tells a journal-file study;
   without reuse  the same trials in as many processes, the same ask / train / record / tell
-                 steps without that reuse: the data set loaded for each trial, the cost
-                 counted a second time inside ``run_trial``, and a SQLite study (the earlier
-                 default storage).
+                 steps without that reuse: the data set loaded for each trial and a SQLite
+                 study (the earlier default storage). (cost() is memoised by block, so the
+                 count run_trial makes beside the candidate's is a lookup in both arms.)
 
 Both arms train the same points (enqueued into each arm's study) with the same seeds, and the
 benchmark prints models per minute for each and their ratio. Run:
@@ -106,7 +106,7 @@ def enqueue(config: SearchConfig, points: list[dict[str, Any]]) -> None:
 
 def _naive_worker(config: SearchConfig) -> None:
     """Ask, evaluate, tell, as ``search.local.worker`` does, but loading the data set for each
-    trial and letting ``run_trial`` count the cost again (no ``cost=``).
+    trial.
 
     On SQLite two workers can pop the same queued trial (its row lock is a no-op there): both
     train it and the second one's tell fails. That is what the SQLite path does, so it is

@@ -1,5 +1,7 @@
 """The compiler: ``build(spec) -> ResNet`` (a pure function of the spec) and ``cost(spec)``
 (parameters, MACs and activation memory, counted on the meta device without allocating weights).
+Both walk the same plan (``resbench.plan.plan(spec)``): the network builds every unit's modules
+in order; the cost measures each distinct unit once (memoised) and counts it ``unit.count`` times.
 
 Module names follow torchvision (``conv1``, ``bn1``, ``relu``, ``maxpool``, ``layer{i}.{j}``,
 ``avgpool``, ``fc``), so torchvision state_dicts load with ``strict=True``.
@@ -7,6 +9,8 @@ Module names follow torchvision (``conv1``, ``bn1``, ``relu``, ``maxpool``, ``la
 from __future__ import annotations
 
 import dataclasses
+import functools
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,69 +20,35 @@ from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from resbench._compat.torch import TorchDispatchMode, fresh_outputs
-from resbench.blocks import (
-    ACTIVATIONS,
-    BLOCKS,
-    NORMS,
-    STEMS,
-    BlockOptions,
-    IncompatibleOptions,
-    IncompatibleShapes,
-    ResidualBlock,
-)
-from resbench.errors import SpecError
-from resbench.spec import Spec, StageSpec, load_spec
-
-STEM, HEAD = "stem", "head"
+from resbench.blocks import IncompatibleOptions, IncompatibleShapes, ResidualBlock
+from resbench.plan import HEAD, STEM, UnitKind, parts, plan
+from resbench.spec import Spec, load_spec
 
 
 class ResNet(nn.Module):
     """A network compiled from a :class:`Spec`: stem, ``layer1``..``layerN`` of residual blocks,
     (``final_norm`` + ``final_act`` for pre-activation nets), ``avgpool``, ``flatten``,
-    (``dropout``), ``fc``. The forward applies the children in that order.
+    (``dropout``), ``fc``. The modules are those of ``resbench.plan.plan(spec)``, built in its
+    order; the forward applies the children in that order.
 
-    ``initialize=False`` skips torchvision's weight init (``cost`` builds on the meta device,
+    ``initialize=False`` skips torchvision's weight init (for modules built on the meta device,
     where there are no values to initialise).
     """
 
     def __init__(self, spec: Spec, *, initialize: bool = True) -> None:
         super().__init__()
         self.spec = spec
-        norm, act = NORMS.get(spec.norm), ACTIVATIONS.get(spec.activation)
-        kinds = [BLOCKS.get(stage.block) for stage in spec.stages]
-        stem = STEMS.get(spec.stem.kind)(
-            spec.input_channels, spec.stem.width, norm=norm, act=act,
-            conv_bias=spec.norm == "none", activate=not kinds[0].preact)
-        for name, module in stem.modules.items():
-            self.add_module(name, module)
-
-        channels = stem.out_channels
-        total = sum(stage.depth for stage in spec.stages)
-        done = 0
-        self.stage_names: tuple[str, ...] = tuple(f"layer{i + 1}" for i in range(len(spec.stages)))
-        for i, (stage, kind) in enumerate(zip(spec.stages, kinds)):
-            opts = _block_options(spec, stage)
-            blocks = []
-            for j in range(stage.depth):
-                done += 1
-                drop = spec.stochastic_depth * done / total  # linear decay rule (Huang et al.)
-                try:
-                    block = kind(channels, stage.width, stage.stride if j == 0 else 1,
-                                 dataclasses.replace(opts, drop_path=drop))
-                except (IncompatibleShapes, IncompatibleOptions) as exc:
-                    raise SpecError(f"block {j}: {exc}", path=f"stages[{i}]") from None
-                blocks.append(block)
-                channels = block.out_channels
-            self.add_module(self.stage_names[i], nn.Sequential(*blocks))
-
-        if kinds[-1].preact:
-            self.final_norm = norm(channels)
-            self.final_act = act(True)
-        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.flatten = nn.Flatten(1)
-        if spec.head.dropout > 0:
-            self.dropout = nn.Dropout(spec.head.dropout)
-        self.fc = nn.Linear(channels, spec.num_classes)
+        stage_names = []
+        for part, units in parts(plan(spec)):
+            modules = {name: module for unit in units for k in range(unit.count)
+                       for name, module in unit.build(k).items()}
+            if units[0].stacked:
+                stage_names.append(part)
+                self.add_module(part, nn.Sequential(OrderedDict(modules)))
+            else:
+                for name, module in modules.items():
+                    self.add_module(name, module)
+        self.stage_names: tuple[str, ...] = tuple(stage_names)
         if initialize:
             _init_weights(self, spec.zero_init_residual)
 
@@ -103,19 +73,6 @@ class ResNet(nn.Module):
             else:
                 groups.append((HEAD, [module]))
         return groups
-
-
-def _block_options(spec: Spec, stage: StageSpec) -> BlockOptions:
-    return BlockOptions.of(
-        shortcut=stage.shortcut,
-        norm=spec.norm,
-        activation=spec.activation,
-        groups=stage.groups,
-        width_per_group=stage.width_per_group,
-        expansion=stage.expansion,
-        se_ratio=stage.se_ratio,
-        **stage.shortcut_options(),
-    )
 
 
 def _init_weights(model: nn.Module, zero_init_residual: bool) -> None:
@@ -192,20 +149,91 @@ class _AllocatedBytes(TorchDispatchMode):
         return out
 
 
+CACHE_SIZE = 32768  # (unit kind, input shape, dtype) measurements _measure keeps, ~1 KB each
+
+
 def cost(spec_or_path: Spec | str | Path, input_size: int | None = None,
          batch_size: int = 1) -> Cost:
     """Parameters, MACs (= FLOPs / 2) and activation bytes of a spec, per part and in total, at
-    ``input_size`` (default: the spec's), counted on the meta device: no weights are allocated."""
+    ``input_size`` (default: the spec's), counted on the meta device: no weights are allocated.
+
+    Each unit of the plan is measured once per distinct (kind, input shape) on a real module
+    (memoised, :data:`CACHE_SIZE` entries) and counted ``unit.count`` times; the forward of the
+    network is the forward of its units in order, so the sums equal one count of the whole
+    network (``_cost_whole_model``, which a property test holds this to)."""
+    spec = _as_spec(spec_or_path)
+    size = input_size or spec.input_size
+    shape: tuple[int, ...] = (batch_size, spec.input_channels, size, size)
+    dtype = torch.get_default_dtype()
+    stages: list[StageCost] = []
+    total_params = total_flops = total_bytes = 0
+    for part, units in parts(plan(spec)):
+        params = flops = allocated = blocks = 0
+        for unit in units:
+            try:
+                measured = _measure(unit.kind, shape, dtype)
+            except (IncompatibleShapes, IncompatibleOptions):
+                with unit.located():  # the spec layer should have refused it: say where
+                    raise
+            params += unit.count * measured.params
+            flops += unit.count * measured.flops
+            allocated += unit.count * measured.allocated
+            blocks += unit.count if unit.stacked else 0
+            shape = measured.output_shape
+        stages.append(StageCost(name=part, blocks=blocks, output_shape=shape, params=params,
+                                macs=flops // 2, activation_bytes=allocated))
+        total_params += params
+        total_flops += flops
+        total_bytes += allocated
+    return Cost(params=total_params, macs=total_flops // 2, activation_bytes=total_bytes,
+                stages=stages, input_size=size)
+
+
+@dataclass(frozen=True)
+class _Measured:
+    params: int
+    flops: int
+    allocated: int
+    output_shape: tuple[int, ...]
+
+
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def _measure(kind: UnitKind, input_shape: tuple[int, ...], dtype: torch.dtype) -> _Measured:
+    """One module of ``kind`` built on the meta device and run in eval mode on an input of
+    ``input_shape`` (``dtype``: torch's default, which parameters and activations take): its
+    parameters, FLOPs, fresh-tensor bytes and output shape."""
+    with torch.device("meta"):
+        built = kind.build()
+        module = built if isinstance(built, nn.Module) else nn.Sequential(OrderedDict(built))
+    module.eval()
+    _stand_in_for_norms(module)
+    flops, allocated = FlopCounterMode(display=False), _AllocatedBytes()
+    x = torch.empty(input_shape, device="meta", dtype=dtype)
+    with torch.no_grad(), flops, allocated:
+        y = module(x)
+    return _Measured(params=sum(p.numel() for p in module.parameters()),
+                     flops=flops.get_total_flops(), allocated=allocated.total,
+                     output_shape=tuple(y.shape))
+
+
+def _stand_in_for_norms(model: nn.Module) -> None:
+    """Norm layers run as slow Python decompositions on the meta device (~2 ms a call); they
+    count no MACs and return a tensor of their input's shape, so a copy stands in for them."""
+    for module in model.modules():
+        if isinstance(module, (nn.BatchNorm2d, nn.GroupNorm)):
+            module.forward = torch.clone
+
+
+def _cost_whole_model(spec_or_path: Spec | str | Path, input_size: int | None = None,
+         batch_size: int = 1) -> Cost:
+    """:func:`cost` counted on one forward of the whole network built on the meta device: the
+    reference the per-unit count must equal (used by tests and ``benchmarks/bench_cost.py``)."""
     spec = _as_spec(spec_or_path)
     size = input_size or spec.input_size
     with torch.device("meta"):
         model = ResNet(spec, initialize=False)
     model.eval()
-    for module in model.modules():
-        # Norm layers run as slow Python decompositions on the meta device (~2 ms a call); they
-        # count no MACs and return a tensor of their input's shape, so a copy stands in for them.
-        if isinstance(module, (nn.BatchNorm2d, nn.GroupNorm)):
-            module.forward = torch.clone
+    _stand_in_for_norms(model)
     flops, allocated = FlopCounterMode(display=False), _AllocatedBytes()
     parts = model.parts()
     starts: dict[str, tuple[int, int]] = {}

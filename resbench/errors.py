@@ -2,9 +2,18 @@
 from __future__ import annotations
 
 import difflib
+import os
+import reprlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
+
+QUOTE_LIMIT = 200
+"""Characters of a user's value that any message quotes; the rest is counted, not shown."""
+MESSAGE_LIMIT = 4000
+"""Characters of one rendered message (its value, allowed names and further problems)."""
+ALLOWED_LIMIT = 40
+"""Allowed names a message lists."""
 
 
 class UserError(Exception):
@@ -29,6 +38,8 @@ class SpecError(UserError, ValueError):
         value: Any = None,
         allowed: Sequence[Any] | None = None,
         suggestion: str | None = None,
+        more: Sequence[tuple[str, str]] = (),
+        hidden: int = 0,
     ) -> None:
         self.message = message
         self.file = str(file) if file is not None else None
@@ -36,29 +47,40 @@ class SpecError(UserError, ValueError):
         self.value = value
         self.allowed = list(allowed) if allowed is not None else None
         self.suggestion = suggestion
+        self.more = list(more)  # further problems in the same input: (field path, message)
+        self.hidden = hidden  # problems beyond those, counted only
         super().__init__(self._render())
 
     def _render(self) -> str:
         where = ": ".join(p for p in (self.file, self.path) if p)
         text = f"{where}: {self.message}" if where else self.message
         if self.allowed:
-            text += f" (allowed: {', '.join(map(str, self.allowed))})"
+            names = [clip(str(a), 60) for a in self.allowed[:ALLOWED_LIMIT]]
+            rest = len(self.allowed) - len(names)
+            text += f" (allowed: {', '.join(names)}{f', ... ({rest} more)' if rest else ''})"
         if self.suggestion:
-            text += f"; did you mean {self.suggestion!r}?"
-        return text
+            text += f"; did you mean {shown(self.suggestion)}?"
+        for path, message in self.more:
+            text += f"\n  also {path}: {message}" if path else f"\n  also: {message}"
+        if self.hidden:
+            text += f"\n  (and {self.hidden} more problem{'s' if self.hidden > 1 else ''})"
+        return clip(text, MESSAGE_LIMIT)
+
+    def _copy(self, **changes: Any) -> SpecError:
+        fields = dict(file=self.file, path=self.path, value=self.value, allowed=self.allowed,
+                      suggestion=self.suggestion, more=self.more, hidden=self.hidden)
+        return SpecError(self.message, **{**fields, **changes})
 
     def with_file(self, file: str | Path) -> SpecError:
         """The same error, located in ``file`` (kept if it already names one)."""
         if self.file:
             return self
-        return SpecError(self.message, file=file, path=self.path, value=self.value,
-                         allowed=self.allowed, suggestion=self.suggestion)
+        return self._copy(file=file)
 
     def under(self, prefix: str) -> SpecError:
-        """The same error with its field path nested under ``prefix``."""
-        path = join_path(prefix, self.path)
-        return SpecError(self.message, file=self.file, path=path, value=self.value,
-                         allowed=self.allowed, suggestion=self.suggestion)
+        """The same error with its field path (and those of further problems) under ``prefix``."""
+        return self._copy(path=join_path(prefix, self.path),
+                          more=[(join_path(prefix, p), m) for p, m in self.more])
 
 
 def join_path(prefix: str, rest: str) -> str:
@@ -78,7 +100,7 @@ def unknown(kind: str, name: Any, known: Iterable[Any], *, file: str | Path | No
     cifar100, ...); did you mean 'cifar10'?``, located at ``file`` and ``path`` when given.
     """
     known = list(known)
-    return SpecError(f"unknown {kind} {name!r}{detail}", file=file, path=path, value=name,
+    return SpecError(f"unknown {kind} {shown(name)}{detail}", file=file, path=path, value=name,
                      allowed=known, suggestion=did_you_mean(str(name), map(str, known)))
 
 
@@ -86,3 +108,59 @@ def did_you_mean(word: str, options: Iterable[str]) -> str | None:
     """The closest known name to a misspelt ``word``, if any is close enough."""
     matches = difflib.get_close_matches(str(word), [str(o) for o in options], n=1, cutoff=0.6)
     return matches[0] if matches else None
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 3, QUOTE_LIMIT, QUOTE_LIMIT
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = _REPR.maxfrozenset = 8
+
+
+def shown(value: Any, limit: int = QUOTE_LIMIT) -> str:
+    """``repr(value)`` for a message, in bounded time and length whatever the value: at most
+    ``limit`` characters of it, then ``... (N more characters)``; nested values are abridged
+    (``[1, 2, ...]``), and an integer too long to print is described by its size."""
+    if isinstance(value, str):
+        head = repr(value[:limit])
+        return head if len(value) <= limit else f"{head}... ({len(value) - limit} more characters)"
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 3 * limit:
+        return f"<an integer of about {int(value.bit_length() * 0.30103) + 1} digits>"
+    try:
+        return clip(_REPR.repr(value), limit)
+    except Exception:  # a value whose repr fails (e.g. an int of > 4300 digits inside a list)
+        return f"<a {type(value).__name__}>"
+
+
+def clip(text: str, limit: int = QUOTE_LIMIT) -> str:
+    """``text`` cut to ``limit`` characters, followed by how many were left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
+NAME_MAX = 255  # bytes of one path component on common file systems (os.pathconf says more)
+PATH_MAX = 4096
+
+
+def check_path_text(text: str, *, what: str, file: str | Path | None = None,
+                    path: str = "") -> str:
+    """``text`` if it can name a file (no NUL byte, no lone surrogate, each component at most
+    ``NAME_MAX`` bytes, all of it at most ``PATH_MAX``); otherwise a located :class:`SpecError`.
+
+    The checks stat() or open() would fail with (ValueError, ENAMETOOLONG) become one clear
+    message before anything touches the file system."""
+    def refuse(problem: str) -> SpecError:
+        return SpecError(f"{what} {problem}", file=file, path=path, value=text)
+
+    if "\0" in text:
+        raise refuse(f"contains a NUL byte: {shown(text)}")
+    try:
+        encoded = os.fsencode(text)
+    except UnicodeError:
+        raise refuse(f"is not valid text (a lone surrogate): {shown(text)}") from None
+    if len(encoded) > PATH_MAX:
+        raise refuse(f"is {len(encoded)} bytes long; a path may have at most {PATH_MAX}")
+    for part in encoded.split(b"/"):
+        if len(part) > NAME_MAX:
+            raise refuse(f"has a path component of {len(part)} bytes; the file system allows "
+                         f"at most {NAME_MAX}: {shown(os.fsdecode(part), 60)}")
+    return text

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -80,15 +81,19 @@ def _entry_points(target, results) -> dict[str, list[str]]:
 
 @pytest.mark.parametrize("flags, message", [
     ([], "error: {target}: no such suite or spec file\n"),
-    (["--threads", "-1"], "error: --threads must be an integer >= 0, got -1\n"),
+    (["--threads", "-1"], "error: argument --threads: must be 0 (torch's default) or a thread "
+                          "count up to 1024 (this machine has {cores} cores), got -1 "
+                          "(see {prog} --help)\n"),
 ])
 def test_every_entry_point_reports_a_user_error_the_same_way(tmp_path, flags, message):
     target = tmp_path / "missing.yaml"
     if flags:
         target.write_text("stem: cifar\nshortcut: zero_pad\nstages: [{depth: 1, width: 8}]\n")
+    progs = {"resbench bench": "resbench bench", "run_bench.py": "run_bench.py"}
     for name, command in _entry_points(target, tmp_path / "r").items():
         out = subprocess.run([*command, *flags], capture_output=True, text=True, timeout=120)
-        assert (out.returncode, out.stderr) == (2, message.format(target=target)), name
+        expected = message.format(target=target, cores=os.cpu_count(), prog=progs[name])
+        assert (out.returncode, out.stderr) == (2, expected), name
 
 
 @pytest.mark.slow

@@ -150,3 +150,37 @@ def test_torch_dispatch_adapter():
             y.add_(1)            # in place: no new memory
             values, indices = torch.max(y, dim=1)  # two fresh outputs
     assert mode.bytes == 4 * 4 * 4 + 4 * 4 + 4 * 8
+
+
+def test_ray_sigint_and_token_auth_adapters(tmp_path, monkeypatch):
+    import os
+
+    from ray._raylet import AuthenticationMode, get_authentication_mode
+    from ray.tune import tune as tune_module
+
+    from resbench._compat.ray import AUTH_MODE_ENV, SIGINT_ENV, has_token, sigint_raises, token_auth
+
+    with adapter("ray", "tune.run reads TUNE_DISABLE_SIGINT_HANDLER"):
+        assert SIGINT_ENV in inspect.getsource(tune_module._setup_signal_catching)
+    monkeypatch.delenv(SIGINT_ENV, raising=False)
+    with sigint_raises():
+        assert os.environ[SIGINT_ENV] == "1"
+    assert SIGINT_ENV not in os.environ
+
+    for name in (AUTH_MODE_ENV, "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with adapter("ray", "ray._raylet.AuthenticationTokenLoader.has_token, Config.initialize"):
+        assert not has_token()
+        with token_auth() as mode:
+            assert mode == "disabled" and AUTH_MODE_ENV not in os.environ
+        (tmp_path / ".ray").mkdir()
+        (tmp_path / ".ray" / "auth_token").write_text("c" * 32)
+        assert has_token()
+        with token_auth() as mode:  # what `ray start --head` does with a token on the machine
+            assert mode == "token" and get_authentication_mode() == AuthenticationMode.TOKEN
+        assert AUTH_MODE_ENV not in os.environ
+        assert get_authentication_mode() != AuthenticationMode.TOKEN  # put back
+    monkeypatch.setenv(AUTH_MODE_ENV, "disabled")
+    with token_auth() as mode:
+        assert mode == "disabled"  # the user's choice wins

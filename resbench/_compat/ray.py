@@ -14,6 +14,17 @@ Why:
 * Tune's driver reads the snapshot period only from the environment variable
   ``TUNE_GLOBAL_CHECKPOINT_S`` (``TuneController.__init__``); ``snapshot_period`` sets it while
   the search runs and restores it afterwards.
+* Tune turns the first Ctrl-C into a quiet, orderly stop (``fit()`` returns as if done) unless
+  ``TUNE_DISABLE_SIGINT_HANDLER`` is set; ``sigint_raises`` sets it for ``fit()`` so Ctrl-C
+  raises ``KeyboardInterrupt`` in the driver, as it does in the local runner.
+* ``ray start --head`` turns token authentication on when this machine has a token (Ray writes
+  one to ``~/.ray/auth_token`` the first time ``ray.init()`` starts a local cluster), but a
+  driver given an explicit address never turns it on itself (only ``address="auto"`` does), so
+  ``ray.init(address=HOST:PORT)`` is refused ("InvalidAuthToken") after a 20 s wait. Ray reads
+  the mode only from ``RAY_AUTH_MODE``, into its C++ config (``ray._raylet.Config.initialize``);
+  whether a token exists is ``AuthenticationTokenLoader.has_token``. ``token_auth`` turns token
+  mode on for the length of one attached search when the user left ``RAY_AUTH_MODE`` unset and
+  this machine has a token, and puts both back afterwards.
 
 Checked by ``tests/test_compat.py``; tested with ray 2.40-2.60.
 """
@@ -25,6 +36,8 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 SNAPSHOT_ENV = "TUNE_GLOBAL_CHECKPOINT_S"
+SIGINT_ENV = "TUNE_DISABLE_SIGINT_HANDLER"
+AUTH_MODE_ENV = "RAY_AUTH_MODE"
 
 
 def optuna_study(searcher: Any) -> Any:
@@ -64,3 +77,54 @@ def snapshot_period(seconds: float) -> Iterator[None]:
         yield
     finally:
         os.environ.pop(SNAPSHOT_ENV, None)
+
+
+@contextlib.contextmanager
+def _env(name: str, value: str) -> Iterator[None]:
+    """``name=value`` in the environment during the block unless the user set ``name``."""
+    if name in os.environ:
+        yield
+        return
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        os.environ.pop(name, None)
+
+
+def sigint_raises() -> contextlib.AbstractContextManager[None]:
+    """Ctrl-C during ``Tuner.fit()`` raises ``KeyboardInterrupt`` (Tune's own handler stops the
+    run quietly instead), unless the user set ``TUNE_DISABLE_SIGINT_HANDLER`` themselves."""
+    return _env(SIGINT_ENV, "1")
+
+
+def has_token() -> bool:
+    """Whether this machine has a Ray authentication token (``RAY_AUTH_TOKEN``,
+    ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``), whatever the mode."""
+    from ray._raylet import AuthenticationTokenLoader
+
+    loader = AuthenticationTokenLoader.instance()
+    loader.reset_cache()
+    return bool(loader.has_token(ignore_auth_mode=True))
+
+
+@contextlib.contextmanager
+def token_auth() -> Iterator[str]:
+    """Token authentication on while attaching to a cluster and running on it, when the user
+    left ``RAY_AUTH_MODE`` unset and this machine has a token; yields the mode in force
+    (``token``, ``disabled`` or what the user set)."""
+    from ray._raylet import Config
+
+    if AUTH_MODE_ENV in os.environ:
+        yield os.environ[AUTH_MODE_ENV]
+        return
+    if not has_token():
+        yield "disabled"
+        return
+    os.environ[AUTH_MODE_ENV] = "token"
+    Config.initialize("")
+    try:
+        yield "token"
+    finally:
+        os.environ.pop(AUTH_MODE_ENV, None)
+        Config.initialize("")

@@ -110,6 +110,16 @@ class ResidualBlock(nn.Module):
         """The branch's last layers, last norm first: what ``zero_init_last`` zeroes."""
         raise NotImplementedError
 
+    def branch_end(self) -> nn.Module:
+        """The residual branch's last layer: its output is F(x) before squeeze-excitation and
+        stochastic depth (what a lesion study zeroes to remove the branch)."""
+        return self._branch_end()[0]
+
+    @property
+    def changes_shape(self) -> bool:
+        """Whether the block changes the shape, so that its shortcut downsamples or projects."""
+        return self.stride != 1 or self.in_channels != self.out_channels
+
     def zero_init_last(self) -> None:
         """Zero the branch's last norm (or its last conv when no norm follows it), so that the
         block starts as its shortcut (Goyal et al. 2017)."""

@@ -10,7 +10,13 @@ from typing import Any
 import torch
 
 from resbench.data import _torchvision as tv
-from resbench.data._splits import DataRequest, DataSplits, check_options, splits_from_arrays
+from resbench.data._splits import (
+    DataRequest,
+    DataSplits,
+    check_memory,
+    check_options,
+    splits_from_arrays,
+)
 from resbench.errors import UserError
 from resbench.registry import Registry
 
@@ -64,12 +70,16 @@ def digits(request: DataRequest) -> DataSplits:
 
 
 SYNTHETIC_DEFAULTS = {"num_classes": 10, "channels": 1, "count": 2000, "noise": 0.3}
+# Upper bounds (make_synthetic checks the lower ones, and check_memory the product).
+SYNTHETIC_LIMITS = {"num_classes": (-math.inf, 100_000), "channels": (-math.inf, 1024),
+                    "count": (-math.inf, 10**8), "noise": (0, 1e6)}
 
 
 def synthetic(request: DataRequest) -> DataSplits:
     """Seeded procedural images (see ``make_synthetic``); options: num_classes, channels, count, noise."""
-    opts = check_options(request, SYNTHETIC_DEFAULTS)
+    opts = check_options(request, SYNTHETIC_DEFAULTS, SYNTHETIC_LIMITS)
     size = request.image_size or 16
+    check_memory(request, int(opts["count"]), int(opts["channels"]), size)
     images, labels = make_synthetic(int(opts["count"]), int(opts["num_classes"]), size,
                                     int(opts["channels"]), seed=request.seed,
                                     noise=float(opts["noise"]))

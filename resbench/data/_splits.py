@@ -2,6 +2,7 @@
 seeded stratified splits, a training-size limit, resizing and per-channel normalisation."""
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from resbench.errors import UserError
+from resbench import memory
+from resbench.errors import UserError, clip, shown
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,7 @@ def splits_from_arrays(
     keep = torch.from_numpy(limit_indices(y.numpy(), request.limit, request.seed))
     x, y = x[keep], y[keep]
     size = request.image_size or default_size
+    check_memory(request, len(x) + len(vx), x.shape[1], size)
     x, vx = resize(x.float(), size), resize(vx.float(), size)
     mean, std = channel_stats(x)
     return DataSplits(
@@ -156,10 +159,38 @@ def splits_from_arrays(
     )
 
 
-def check_options(request: DataRequest, allowed: Mapping[str, Any]) -> dict[str, Any]:
-    """``request.options`` over the defaults in ``allowed``; an unknown option is a UserError."""
-    unknown = sorted(set(request.options) - set(allowed))
+def check_options(request: DataRequest, allowed: Mapping[str, Any],
+                  limits: Mapping[str, tuple[float, float]] | None = None) -> dict[str, Any]:
+    """``request.options`` over the defaults in ``allowed``; an unknown option, a value of
+    another type than its default's (``count: x``, ``count: true``) or outside its ``limits``
+    ``(lo, hi)`` is a UserError."""
+    unknown = sorted(set(request.options) - set(allowed), key=str)
     if unknown:
         known = ", ".join(sorted(allowed)) or "none"
-        raise UserError(f"dataset {request.name}: unknown option(s) {', '.join(unknown)} (allowed: {known})")
+        raise UserError(f"dataset {request.name}: unknown option(s) "
+                        f"{', '.join(clip(str(u), 60) for u in unknown[:10])} (allowed: {known})")
+    for key, value in request.options.items():
+        default = allowed[key]
+        kind = "an integer" if isinstance(default, int) else "a number"
+        ok = (isinstance(value, int) if isinstance(default, int) else
+              isinstance(value, (int, float)) and math.isfinite(value))
+        if isinstance(value, bool) or not ok:
+            raise UserError(f"dataset {request.name}: option {key} must be {kind}, "
+                            f"got {shown(value)}")
+        lo, hi = (limits or {}).get(key, (-math.inf, math.inf))
+        if not lo <= value <= hi:
+            raise UserError(f"dataset {request.name}: option {key} must be in [{lo:g}, {hi:g}], "
+                            f"got {shown(value)}")
     return {**allowed, **request.options}
+
+
+def check_memory(request: DataRequest, count: int, channels: int, size: int) -> None:
+    """Refuse, before resizing, images that would not fit in memory (float32, twice: resized and
+    normalised)."""
+    need = count * channels * size * size * 4 * 2
+    available = memory.available_bytes()
+    if available is not None and need > available:
+        raise memory.TooLarge(
+            f"dataset {request.name}: {count:,} images of {channels}x{size}x{size} need an "
+            f"estimated {memory.gib(need)} in memory, but only {memory.gib(available)} is "
+            "available; lower recipe.data.image_size or set recipe.data.limit")

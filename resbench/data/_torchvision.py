@@ -27,7 +27,7 @@ from resbench.data._splits import (
     splits_from_arrays,
     stratified_split,
 )
-from resbench.errors import UserError
+from resbench.errors import UserError, shown
 
 DEFAULT_ROOT = Path("data")
 # imagefolder data estimated above this many bytes (as float32 tensors) is streamed from disk.
@@ -184,10 +184,16 @@ def imagefolder(request: DataRequest) -> DataSplits:
     size = request.image_size or IMAGEFOLDER_SIZE
 
     def folder(path: Path) -> Any:
+        # torchvision's messages list the folder's subfolders: never quoted (root may be any
+        # folder, and a user error must not list its contents).
         try:
             return datasets.ImageFolder(str(path))
-        except (FileNotFoundError, OSError) as e:
-            raise UserError(f"dataset imagefolder: cannot read {path}: {e}") from None
+        except FileNotFoundError:
+            raise UserError(f"dataset imagefolder: {path} has no class subfolders holding "
+                            "images (.jpg, .png, ...)") from None
+        except OSError as e:
+            raise UserError(f"dataset imagefolder: cannot read {path}: "
+                            f"{e.strerror or type(e).__name__}") from None
 
     if not root.is_dir():
         raise UserError(f"dataset imagefolder: root {root} is not a folder")
@@ -196,8 +202,10 @@ def imagefolder(request: DataRequest) -> DataSplits:
     if split_folders and request.val_fraction is None:
         val_set = folder(root / "val")
         if val_set.classes != train_set.classes:
-            raise UserError(f"dataset imagefolder: {root / 'val'} has classes {val_set.classes}, "
-                            f"but {root / 'train'} has {train_set.classes}")
+            only = sorted(set(val_set.classes) ^ set(train_set.classes))
+            example = f", e.g. {shown(only[0], 60)}" if only else " (in another order)"
+            raise UserError(f"dataset imagefolder: {root / 'val'} and {root / 'train'} must have "
+                            f"the same class subfolders, but {len(only)} differ{example}")
         train_idx, val_idx = np.arange(len(train_set)), np.arange(len(val_set))
     else:
         val_set = train_set

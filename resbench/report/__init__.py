@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from resbench.errors import UserError, unknown
-from resbench.report import figures, sections, tables
+from resbench.report import analyses, figures, sections, tables
 from resbench.report.render import to_html, to_markdown
 from resbench.report.sections import Experiment, Section
 from resbench.store import Store, experiment_folders, load, load_curves, load_grad_flow, now_iso
@@ -77,6 +77,7 @@ def make_report(results_dirs: str | Path | Iterable[str | Path], out_dir: str | 
                         figures.gradient_flow, trials, grad),
         _figure_section("pareto", "Pareto front", figure_dir,
                         figures.pareto, trials, pareto_x, group_by),
+        *analyses.analysis_sections(folders, figure_dir),
         sections.populations(experiments, trials, figure_dir),
         sections.searches(experiments, trials, figure_dir),
         sections.ablations(pairs, several),
@@ -98,7 +99,7 @@ def make_report(results_dirs: str | Path | Iterable[str | Path], out_dir: str | 
 
 
 FIGURE_PREFIXES = ("training_curves", "degradation", "gradient_flow", "pareto_", "edf",
-                   "history_", "importances_")
+                   "history_", "importances_", *analyses.PREFIXES)
 
 
 def _remove_stale_figures(figure_dir: Path, written: list[Path]) -> None:

@@ -3,15 +3,17 @@ from __future__ import annotations
 
 import argparse
 
+from resbench import cli_types
 from resbench.report import GROUP_BY_DEFAULTS, PARETO_X, make_report
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the ``report`` subcommand's arguments on ``parser``."""
-    parser.add_argument("results_dirs", nargs="+", metavar="RESULTS_DIR",
+    parser.add_argument("results_dirs", nargs="+", metavar="RESULTS_DIR", type=cli_types.path_text,
                         help="experiment folders (results/<experiment>) or results roots "
                              "holding several; all are compared in one report")
     parser.add_argument("-o", "--out", required=True, metavar="OUT_DIR",
+                        type=cli_types.results_root,
                         help="folder for report.md, report.html, figures/*.png and the CSVs")
     parser.add_argument("--group-by", default=None, metavar="FIELD",
                         help="trial column that colours the training curves and Pareto points "

@@ -154,7 +154,7 @@ def training_curves(trials: pd.DataFrame, curves: pd.DataFrame, group_by: str) -
     """
     from matplotlib.ticker import MaxNLocator
     data = _with_trials(curves, trials, ["experiment", "spec_name", "spec_key", "recipe_variant",
-                                         "status", "seed", group_by])
+                                         "status", "seed", "depth", group_by])
     if not len(data):
         raise NotAvailable("no trial has per-epoch curves yet")
     values = _sorted_values(data[group_by].astype(object).where(data[group_by].notna(), "n/a"))
@@ -162,10 +162,12 @@ def training_curves(trials: pd.DataFrame, curves: pd.DataFrame, group_by: str) -
     colors = group_colors(values, group_by)
     fig, (loss_ax, acc_ax) = _figure(ncols=2)
     done = data[data["status"] == "completed"]
-    for (*_, value), spec in done.groupby([*spec_id(done), group_by], sort=False):
+    lines = _spec_lines(done, group_by, colors)
+    for spec, color, label in lines:
         mean = spec.groupby("epoch")[["train_loss", "val_acc"]].mean()
-        loss_ax.plot(mean.index, mean["train_loss"], color=colors[value])
-        acc_ax.plot(mean.index, 100 * mean["val_acc"], color=colors[value])
+        dot = {"marker": "o"} if len(mean) == 1 else {}  # a one-epoch run is a point, not a line
+        loss_ax.plot(mean.index, mean["train_loss"], color=color, label=label, **dot)
+        acc_ax.plot(mean.index, 100 * mean["val_acc"], color=color, label=label, **dot)
     rest = data[data["status"] != "completed"]
     for (_, _, value, status), trial in rest.groupby(
             ["experiment", "key", group_by, "status"], sort=False):
@@ -181,20 +183,56 @@ def training_curves(trials: pd.DataFrame, curves: pd.DataFrame, group_by: str) -
     acc_ax.set(xlabel="epoch", ylabel="validation accuracy (%)", title="Validation accuracy")
     for ax in (loss_ax, acc_ax):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    _legend(acc_ax, colors, group_by, sorted(set(rest["status"])))
+    _legend(acc_ax, colors, group_by, sorted(set(rest["status"])),
+            [(color, label) for _, color, label in lines])
     seeds = int(done.groupby(spec_id(done))["seed"].nunique().max()) if len(done) else 0
     caption = (f"Training loss (left{', log scale' if log_loss else ''}) and validation accuracy "
                f"(right) per epoch, one "
-               f"solid line per spec (mean over up to {seeds} seed(s)), coloured by {group_by}")
+               f"solid line per spec (mean over up to {seeds} seed(s)), coloured by {group_by}, "
+               f"lighter to darker by depth within a colour")
     if len(rest):
         caption += "; unfinished trials are drawn alone, styled by status"
     return Plot("training_curves", fig, f"Training curves by {group_by}", caption + ".")
 
 
-def _legend(ax: Axes, colors: dict, field: str, statuses: list[str]) -> None:
-    """A legend of group colours plus one entry per unfinished status shown."""
+def _spec_lines(done: pd.DataFrame, group_by: str, colors: dict) -> list[tuple]:
+    """``(rows, colour, label)`` per completed spec: its group's colour, lighter for shallower
+    nets, labelled by spec name (``plain20``, ``resnet56``: He et al.'s Fig. 6 legend)."""
+    from matplotlib.colors import to_rgb
+
+    out = []
+    for value in colors:  # the group legend's order
+        group = done[done[group_by] == value]
+        if not len(group):
+            continue
+        specs = list(group.groupby(spec_id(group), sort=False))
+        specs.sort(key=lambda item: (float(item[1]["depth"].iloc[0])
+                                     if "depth" in item[1] and item[1]["depth"].notna().all()
+                                     else 0.0, str(item[1]["spec_name"].iloc[0])))
+        several = len({str(s["spec_name"].iloc[0]) for _, s in specs}) < len(specs)
+        base = to_rgb(colors[value])
+        for i, (_, spec) in enumerate(specs):
+            light = 0.6 * (1 - i / (len(specs) - 1)) if len(specs) > 1 else 0.0
+            color = tuple(c + (1 - c) * light for c in base)
+            label = str(spec["spec_name"].iloc[0])
+            if several:  # the same spec in several experiments or recipes
+                where = [str(spec[c].iloc[0]) for c in ("experiment", "recipe_variant")
+                         if c in spec and str(spec[c].iloc[0])]
+                label += f" ({', '.join(where)})"
+            out.append((spec, color, label))
+    return out
+
+
+def _legend(ax: Axes, colors: dict, field: str, statuses: list[str],
+            lines: list[tuple] | None = None) -> None:
+    """A legend entry per spec line (or per group colour when there are too many lines), plus
+    one per unfinished status shown."""
     from matplotlib.lines import Line2D
-    handles = [Line2D([], [], color=c, label=group_label(v, field)) for v, c in colors.items()]
+    if lines and len(lines) + len(statuses) <= 14:
+        handles = [Line2D([], [], color=c, label=label) for c, label in lines]
+    else:
+        handles = [Line2D([], [], color=c, label=group_label(v, field))
+                   for v, c in colors.items()]
     handles += [Line2D([], [], color="black", linestyle=STATUS_STYLES.get(s, "--"), label=s)
                 for s in statuses]
     if len(handles) <= 14:

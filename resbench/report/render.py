@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,8 +28,15 @@ th, td { border: 1px solid #ddd; padding: .3em .6em; text-align: right; white-sp
 th { background: #f3f5f8; }
 td:first-child, th:first-child { text-align: left; }
 tbody tr:nth-child(even) { background: #fafbfc; }
+td { background: #fff; }
+tbody tr:nth-child(even) td { background: #fafbfc; }
+td:first-child, th:first-child { position: sticky; left: 0; z-index: 1; }
+th.sorted, td.sorted { position: sticky; right: 0; z-index: 1; font-weight: 600;
+                       box-shadow: -2px 0 3px rgba(0, 0, 0, .12); }
+th.sorted::after { content: " \\25BC"; font-size: .8em; }
 caption { caption-side: bottom; text-align: left; color: #555; font-size: .95em;
-          padding-top: .4em; white-space: normal; }
+          padding-top: .4em; white-space: normal; position: sticky; left: 0;
+          max-width: calc(100vw - 4em); }
 figure { margin: 1.2em 0; }
 figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { color: #444; font-size: .95em; margin-top: .3em; }
@@ -51,8 +59,21 @@ def _numbered(sections: list[Section]) -> dict[int, int]:
     return numbers
 
 
-def _md_cell(value: object) -> str:
-    return str(value).replace("|", "\\|").replace("\n", " ")
+# Marks escaped with a backslash; "_" only where it could open or close emphasis (CommonMark
+# never reads an underscore between two letters or digits as one, so resnet56_gated stays as is).
+_MD_SPECIAL = re.compile(r"([\\`*\[\]|~#]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))")
+
+
+def md_text(value: object) -> str:
+    """``value`` as literal text in Markdown, as ``html.escape`` makes it literal in HTML: HTML
+    tags and entities are escaped, Markdown's emphasis, code, link, table and heading marks are
+    backslash-escaped, and a line break becomes a space (a spec named ``<img src=x>`` or
+    ``[click](javascript:...)`` shows as those characters, in a table cell as in prose)."""
+    text = html.escape(str(value), quote=False)
+    return _MD_SPECIAL.sub(r"\\\1", text).replace("\r", " ").replace("\n", " ")
+
+
+_md_cell = md_text
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
@@ -81,30 +102,37 @@ def text_table(frame: pd.DataFrame) -> str:
 def to_markdown(title: str, meta: str, sections: list[Section], out_dir: Path) -> str:
     """The report as Markdown; figures are linked relative to ``out_dir``."""
     numbers = _numbered(sections)
-    lines = [f"# {title}", "", meta, ""]
+    md = md_text
+    lines = [f"# {md(title)}", "", md(meta), ""]
     for section in sections:
-        lines += [f"## {section.title}", ""]
+        lines += [f"## {md(section.title)}", ""]
         if section.unavailable:
-            lines += [f"_Not available because {section.unavailable}._", ""]
+            lines += [f"_Not available because {md(section.unavailable)}._", ""]
         for block in section.blocks:
             if isinstance(block, Table):
                 lines += [markdown_table(block.frame), "",
-                          f"*Table {numbers[id(block)]}. {block.caption}*", ""]
+                          f"*Table {numbers[id(block)]}. {md(block.caption)}*", ""]
             elif isinstance(block, FigureRef):
                 link = block.path.relative_to(out_dir).as_posix()
-                lines += [f"![{block.title}]({link})", "",
-                          f"*Figure {numbers[id(block)]}. {block.title}. {block.caption}*", ""]
+                lines += [f"![{md(block.title)}]({link})", "",
+                          f"*Figure {numbers[id(block)]}. {md(block.title)}. "
+                          f"{md(block.caption)}*", ""]
             elif isinstance(block, Missing):
-                lines += [f"_{block.text()}_", ""]
+                lines += [f"_{md(block.text())}_", ""]
             else:
-                lines += [block, ""]
+                lines += [md(block), ""]
     return "\n".join(lines).rstrip() + "\n"
 
 
-def html_table(frame: pd.DataFrame, caption: str) -> str:
-    """An escaped HTML table with a caption."""
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-    rows = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
+def html_table(frame: pd.DataFrame, caption: str, sorted_by: str | None = None) -> str:
+    """An escaped HTML table with a caption. On a narrow window it scrolls sideways with its
+    first column pinned left and the ``sorted_by`` column pinned right, so both stay in view."""
+    marks = [' class="sorted" aria-sort="descending"' if c == sorted_by else ""
+             for c in frame.columns]
+    cells = [' class="sorted"' if c == sorted_by else "" for c in frame.columns]
+    head = "".join(f"<th{m}>{html.escape(str(c))}</th>" for c, m in zip(frame.columns, marks))
+    rows = "".join("<tr>" + "".join(f"<td{m}>{html.escape(str(v))}</td>"
+                                    for v, m in zip(row, cells)) + "</tr>"
                    for row in frame.itertuples(index=False))
     return (f'<div class="table-wrap"><table><caption>{html.escape(caption)}</caption>'
             f"<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>")
@@ -132,7 +160,8 @@ def to_html(title: str, meta: str, sections: list[Section]) -> str:
         for block in section.blocks:
             if isinstance(block, Table):
                 parts.append(html_table(block.frame,
-                                        f"Table {numbers[id(block)]}. {block.caption}"))
+                                        f"Table {numbers[id(block)]}. {block.caption}",
+                                        block.sorted_by))
             elif isinstance(block, FigureRef):
                 parts.append(f'<figure><img src="{embedded_png(block.path)}" '
                              f'alt="{esc(block.title)}"><figcaption><b>Figure '

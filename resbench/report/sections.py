@@ -31,6 +31,7 @@ class Table:
 
     frame: pd.DataFrame
     caption: str
+    sorted_by: str | None = None  # the column the rows are sorted by (kept in view in HTML)
 
 
 @dataclass
@@ -104,6 +105,12 @@ class Experiment:
     def search(self) -> dict[str, Any]:
         """The manifest's ``search`` entry (runner, objectives, study...), empty for a suite."""
         entry = self.manifest.get("search")
+        return entry if isinstance(entry, dict) else {}
+
+    @property
+    def population(self) -> dict[str, Any]:
+        """The manifest's ``population`` entry (how ``resbench sample`` drew a suite), or {}."""
+        entry = self.manifest.get("population")
         return entry if isinstance(entry, dict) else {}
 
     @property
@@ -217,8 +224,12 @@ def leaderboard(board: pd.DataFrame, several_experiments: bool) -> Section:
         "One row per architecture and recipe, sorted by best validation accuracy; accuracies "
         "and loss are mean ± std (sample std) over the n completed seeds, cost columns are per "
         "architecture, recipe lists the training settings that differ between rows, and "
-        "status counts every trial." + shown)))
+        "status counts every trial." + shown),
+        sorted_by=SORTED_BY if SORTED_BY in cells.columns else None))
     return section
+
+
+SORTED_BY = "best val acc (%)"  # the leaderboard's order (tables.leaderboard)
 
 
 def status(trials: pd.DataFrame) -> Section:
@@ -252,7 +263,8 @@ def ablations(pairs: pd.DataFrame, several_experiments: bool) -> Section:
         if several_experiments:
             spec_a, spec_b = f"{r['experiment_a']}/{spec_a}", f"{r['experiment_b']}/{spec_b}"
         rows.append({
-            "field": r["field"], "A": str(r["a"]), "B": str(r["b"]),
+            "field": r["field"], "depth A": fmt_num(r["depth"]), "A": str(r["a"]),
+            "B": str(r["b"]),
             "spec A": spec_a, "spec B": spec_b,
             "seeds": str(r["seeds"]),
             "val acc A (%)": fmt_mean_std(r["val_acc_a"], None, 100),
@@ -276,7 +288,8 @@ def population_of(exp: Experiment, trials: pd.DataFrame) -> pd.DataFrame | None:
     these = trials[trials["experiment"] == exp.name]
     is_search = exp.kind == "search" or (
         "search.trial_number" in these and these["search.trial_number"].notna().any())
-    if is_search or these["spec_key"].nunique() >= POPULATION_MIN_SPECS:
+    sampled = bool(exp.population) and not these.empty
+    if is_search or sampled or these["spec_key"].nunique() >= POPULATION_MIN_SPECS:
         return these
     return None
 
@@ -301,8 +314,26 @@ def populations(experiments: list[Experiment], trials: pd.DataFrame,
                                f"least {POPULATION_MIN_SPECS} distinct architectures")
         return section
     for exp, pop in found:
+        if exp.population:
+            section.blocks.append(band_sentence(exp.name, exp.population))
         section.add_plot(figures.edf, figure_dir, pop, design_choices(pop), label=exp.name)
     return section.finish()
+
+
+def band_sentence(name: str, population: dict[str, Any]) -> str:
+    """What ``resbench sample`` did for a population: the space, the band(s), the draws."""
+    bands = []
+    for key, label in (("macs", "MACs"), ("params", "parameters")):
+        band = population.get(key)
+        if isinstance(band, (list, tuple)) and len(band) == 2:
+            bands.append(f"{label} in [{fmt_num(band[0])}, {fmt_num(band[1])}]")
+    size = population.get("input_size")
+    at = f" at {size}x{size} pixels" if size else " at each spec's input size"
+    space = Path(str(population.get("space") or "a space")).name
+    return (f"{name}: {fmt_num(population.get('kept'))} models drawn uniformly from {space} "
+            f"(seed {population.get('seed')}, {fmt_num(population.get('drawn'))} draws), kept "
+            f"with {' and '.join(bands) or 'no band'}{at}: the error distributions compare "
+            "design choices at equal cost.")
 
 
 def degradation(experiments: list[Experiment], trials: pd.DataFrame, figure_dir: Path) -> Section:

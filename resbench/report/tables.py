@@ -166,7 +166,7 @@ def status_counts(df: pd.DataFrame) -> pd.DataFrame:
 def unfinished_trials(df: pd.DataFrame) -> pd.DataFrame:
     """Every trial that did not complete, with its status and reason, so none goes unseen."""
     cols = [c for c in ("experiment", "spec_name", "seed", "status", "reason", "epochs",
-                        "search.trial_number") if c in df.columns]
+                        "params", "macs", "search.trial_number") if c in df.columns]
     rest = df[df["status"] != "completed"][cols]
     order = [c for c in ("status", "experiment", "spec_name", "seed") if c in cols]
     return rest.sort_values(order, kind="stable").reset_index(drop=True)
@@ -206,10 +206,12 @@ def paired_ablations(df: pd.DataFrame) -> pd.DataFrame:
             for i, a in enumerate(values):
                 for b in values[i + 1:]:
                     rows.extend(_pair_rows(group, field, a, b))
-    columns = ["field", "a", "b", "experiment_a", "spec_a", "experiment_b", "spec_b", "seeds", "val_acc_a", "val_acc_b",
+    columns = ["field", "depth", "a", "b", "experiment_a", "spec_a", "experiment_b", "spec_b", "seeds", "val_acc_a", "val_acc_b",
                "delta_val_acc_mean", "delta_val_acc_std", "b_wins", "delta_train_loss_mean",
                "delta_train_loss_std"]
-    return pd.DataFrame(rows, columns=columns)
+    table = pd.DataFrame(rows, columns=columns)
+    # Grouped by the field compared, shallow to deep within it (the order a reader scans).
+    return table.sort_values(["field", "depth"], kind="stable").reset_index(drop=True)
 
 
 def _pair_rows(group: pd.DataFrame, field: str, a, b) -> list[dict]:
@@ -231,7 +233,9 @@ def _pair_rows(group: pd.DataFrame, field: str, a, b) -> list[dict]:
                 label_a = f"{left[total].iloc[0]} ({a})"
                 label_b = f"{right[total].iloc[0]} ({b})"
             rows.append({
-                "field": ABLATION_LABELS.get(field, field), "a": label_a, "b": label_b,
+                "field": ABLATION_LABELS.get(field, field),
+                "depth": int(left["depth"].iloc[0]) if "depth" in left else None,
+                "a": label_a, "b": label_b,
                 "experiment_a": exp_a, "spec_a": left["name"].iloc[0],
                 "experiment_b": exp_b, "spec_b": right["name"].iloc[0],
                 "seeds": len(seeds),

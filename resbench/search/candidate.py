@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from resbench.errors import SpecError
 from resbench.search.config import SearchConfig
 from resbench.spec import Spec, parse_spec
-from resbench.spec.recipe import Recipe, parse_recipe
+from resbench.spec.recipe import Recipe, merge_layers, parse_recipe
 from resbench.store import CurveRow, DataInfo, Metrics, SearchInfo, TrialRecord, now_iso
 
 if TYPE_CHECKING:
@@ -48,14 +48,17 @@ def make_candidate(config: SearchConfig, spec_dict: Mapping[str, Any],
     file = config.space.file
     try:
         spec = parse_spec(spec_dict, file=file)
-        recipe = parse_recipe(recipe_dict, file=file)
+        recipe = parse_recipe(merge_layers(recipe_dict, config.recipe_overrides, file=file),
+                              file=file)
     except SpecError as exc:
         raise SpecError(f"a sampled point is invalid (the space allows a combination the spec "
                         f"language refuses; narrow the space or add a $when): {exc.message}; "
                         f"sampled {dict(params)}", file=file, path=exc.path, value=exc.value,
                         allowed=exc.allowed) from None
     from resbench.compile import cost
-    from resbench.train.trial import data_meta, trial_identity
+    from resbench.memory import TooLarge
+    from resbench.train.loop import resolve_device
+    from resbench.train.trial import check_fits, data_meta, trial_identity
 
     seed = config.seed if config.seed is not None else recipe.seeds[0]
     data = cache.get(recipe.data)
@@ -63,6 +66,12 @@ def make_candidate(config: SearchConfig, spec_dict: Mapping[str, Any],
     c = cost(adapted, input_size=data.image_size)
     costs = {"params": int(c.params), "macs": int(c.macs)}
     violations = []
+    try:
+        check_fits(adapted, recipe, c.params, c.activation_bytes, resolve_device(recipe.device))
+    except TooLarge as exc:  # recorded infeasible, never trained
+        violations.append(str(exc))
+    except RuntimeError:  # recipe.device is cuda and there is none: the trial says so
+        pass
     for name, limit in (("params", config.max_params), ("macs", config.max_macs)):
         if limit is not None and costs[name] > limit:
             violations.append(f"{name} {costs[name]:,} > max_{name} {limit:,}")

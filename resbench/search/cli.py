@@ -6,8 +6,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from resbench import cli_types
 from resbench.search.config import SCHEDULERS, RayOptions, SearchConfig
 from resbench.search.objectives import OBJECTIVES, parse_objectives
+from resbench.spec.library import resolve
+from resbench.spec.recipe import SET_FLAG, merge_layers, parse_recipe, set_layer
 from resbench.spec.space import PRUNERS, SAMPLERS, load_space, positive_int, split_objectives
 
 
@@ -29,27 +32,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``search`` subcommand's flags (defaults come from the space's ``search:`` section)."""
     parser.epilog = CLUSTER_HELP
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("space", help="search-space file (YAML/JSON)")
+    parser.add_argument("space", type=cli_types.path_text, help="search-space file (YAML/JSON), "
+                        "or a library name such as cifar_small (resbench list)")
     parser.add_argument("--runner", choices=("local", "ray"), default="local",
                         help="local: Optuna on this machine (default); ray: Ray Tune")
-    parser.add_argument("--trials", type=int, help="number of trials, infeasible and reused "
+    parser.add_argument("--trials", type=cli_types.positive,
+                        help="number of trials, infeasible and reused "
                         "ones included (default: the space's search.trials)")
-    parser.add_argument("--objective", help=f"objective(s), comma-separated, from "
+    parser.add_argument("--objective", type=cli_types.name,
+                        help=f"objective(s), comma-separated, from "
                         f"{', '.join(OBJECTIVES)}; several give a multi-objective (Pareto) search")
-    parser.add_argument("--experiment", help="results/<experiment>/ (default: the space's name)")
-    parser.add_argument("--results", default="results", help="results root (default: results)")
+    parser.add_argument("--experiment", type=cli_types.name,
+                        help="results/<experiment>/ (default: the space's name)")
+    parser.add_argument("--results", default="results", type=cli_types.results_root,
+                        help="results root (default: results)")
     parser.add_argument("--sampler", choices=SAMPLERS, help="default: tpe, nsga2 for several objectives")
     parser.add_argument("--pruner", choices=PRUNERS, help="local runner's pruner (default: median; "
                         "none for several objectives, which Optuna cannot prune)")
     parser.add_argument("--scheduler", choices=SCHEDULERS, default="asha",
                         help="ray runner's trial scheduler (default: asha)")
-    parser.add_argument("--seed", type=int, help="training seed of every trial")
-    parser.add_argument("--sampler-seed", type=int, help="seed of the sampler")
+    parser.add_argument("--seed", type=cli_types.seed32, help="training seed of every trial")
+    parser.add_argument("--sampler-seed", type=cli_types.seed32, help="seed of the sampler")
     parser.add_argument("--max-params", help="reject samples with more parameters, untrained")
     parser.add_argument("--max-macs", help="reject samples with more MACs, untrained")
-    parser.add_argument("--storage", help="Optuna RDB URL, or a journal file path (default: "
+    parser.add_argument("--storage", type=cli_types.storage,
+                        help="Optuna RDB URL, or a journal file path ending in .journal (default: "
                         "study.journal in the experiment folder; study.db where one exists)")
-    parser.add_argument("--workers", type=int, default=1,
+    parser.add_argument("--workers", type=cli_types.positive, default=1,
                         help="local runner: worker processes sharing the study")
     parser.add_argument("--retries", type=int, default=1,
                         help="extra attempts for a trial that raises or runs out of memory")
@@ -66,14 +75,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-concurrent", type=int, help="ray runner: trials at once")
     parser.add_argument("--no-reuse-actors", action="store_true",
                         help="ray runner: start a fresh worker process per trial")
+    parser.add_argument("--epochs", type=int, metavar="N", help="train every trial for N "
+                        "epochs (overrides the space's recipe.epochs)")
+    parser.add_argument("--set", action="append", default=None, metavar="KEY=VALUE",
+                        help="override a recipe field of every trial, e.g. --set "
+                        "recipe.optimizer.lr=0.05 (YAML values; repeatable; wins over --epochs)")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="CPU threads for torch in this process (default: torch's, one per "
+                        "core; --workers N processes share the cores instead)")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
 
 
 def config_from_args(args: argparse.Namespace) -> SearchConfig:
     """Flags given on the command line override the space's ``search:`` section."""
-    space = load_space(args.space)
+    space = load_space(resolve(args.space, ("space",)))
     given: dict[str, Any] = {}
-    if args.objective:
+    if args.objective is not None:
         given["objectives"] = parse_objectives(split_objectives(args.objective, path="--objective"),
                                                path="--objective")
     for flag, name in (("trials", "trials"), ("experiment", "experiment"), ("sampler", "sampler"),
@@ -84,6 +101,11 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
     for flag in ("max_params", "max_macs"):
         if getattr(args, flag) is not None:
             given[flag] = positive_int(getattr(args, flag), path="--" + flag.replace("_", "-"))
+    overrides = merge_layers({"epochs": args.epochs} if args.epochs is not None else {},
+                             set_layer(args.set), file=SET_FLAG)
+    if overrides:
+        parse_recipe(overrides, file=SET_FLAG)
+        given["recipe_overrides"] = overrides
     return SearchConfig.from_space(
         space, runner=args.runner, results_root=Path(args.results), workers=args.workers,
         retries=args.retries, resume=args.resume, join=args.join, progress=not args.quiet,

@@ -77,6 +77,8 @@ class SearchConfig:
     join: bool = False  # local runner: add workers to a study others are running (shared RDB)
     progress: bool = True
     ray: RayOptions = field(default_factory=RayOptions)
+    # The top recipe layer of every trial (--epochs, --set), over the sampled recipe.
+    recipe_overrides: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # Absolute, so Ray workers (whose working directory differs) write to the same folder.
@@ -167,7 +169,9 @@ class SearchConfig:
                            "trials": self.trials, "sampler": self.sampler, "pruner": self.pruner,
                            "max_params": self.max_params, "max_macs": self.max_macs,
                            "seed": self.seed, "sampler_seed": self.sampler_seed,
-                           "study": self.study_name, "storage": self.storage}}
+                           "study": self.study_name, "storage": self.storage,
+                           **({"recipe_overrides": self.recipe_overrides}
+                              if self.recipe_overrides else {})}}
 
 
 @dataclass

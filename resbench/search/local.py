@@ -38,6 +38,7 @@ from resbench.search.optuna_study import (
     discard_interrupted,
     make_sampler,
     open_study,
+    running_epochs,
 )
 from resbench.search.progress import Progress
 from resbench.store import SearchInfo, Store, TrialRecord, canonical_json
@@ -58,8 +59,11 @@ def run_local(config: SearchConfig) -> SearchResult:
         progress = Progress(config.experiment, config.trials, enabled=config.progress)
         try:
             if config.workers == 1:
-                worker(config, study=study, existing=existing,
-                       on_done=lambda s: progress.update(counts(s), describe_best(s, config)))
+                with progress.watching(lambda: (counts(study), describe_best(study, config),
+                                                running_epochs(study))):
+                    worker(config, study=study, existing=existing,
+                           on_done=lambda s: progress.update(counts(s),
+                                                             describe_best(s, config)))
             else:
                 _run_workers(config, study, progress, existing)
         finally:
@@ -180,20 +184,24 @@ def train(config: SearchConfig, cand: Candidate, trial: Any, info: SearchInfo) -
     metric = config.pruning_metric
 
     def reporter(epoch: int, row: dict[str, float]) -> bool:
+        trial.set_user_attr("epoch", epoch)  # for the progress line
         if metric is None or row.get(metric) is None:
             return False
         trial.report(float(row[metric]), epoch)
         return trial.should_prune()
 
-    checkpoint_dir = config.path / "checkpoints" / cand.key
+    checkpoint_dir = config.store.inside(config.path / "checkpoints" / cand.key)  # no link out
     for attempt in range(1, config.retries + 2):
         record = run_trial(cand.spec, cand.recipe, cand.seed, reporter=reporter,
                            checkpoint_dir=checkpoint_dir, experiment=config.experiment,
-                           data=cand.data, cost=cand.cost)  # costed once, by the candidate
+                           data=cand.data, store_dir=config.path)
         if record.status != "failed":
             break
     record.search = info
     record.attempts = attempt
+    if record.status == "pruned":  # run_trial knows a reporter stopped it, not which pruner
+        record.reason = (f"pruned by Optuna's {config.pruner} pruner after epoch "
+                         f"{len(record.curves)}")
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return record
 
@@ -241,7 +249,7 @@ def _run_workers(config: SearchConfig, study: Any, progress: Progress, existing:
         p.start()
     try:
         while any(p.is_alive() for p in procs):
-            progress.update(counts(study), describe_best(study, config))
+            progress.update(counts(study), describe_best(study, config), running_epochs(study))
             time.sleep(0.5)
     finally:
         for p in procs:

@@ -1,8 +1,10 @@
 """Optuna pieces both runners share: the space adapter, samplers, pruners, the study and counts."""
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from resbench.errors import UserError
@@ -88,8 +90,19 @@ def make_pruner(config: SearchConfig) -> optuna.pruners.BasePruner:
 
 def storage(config: SearchConfig) -> optuna.storages.BaseStorage:
     """The study's storage (``config.storage_url``): a journal file, or an RDB URL (SQLite waits
-    for locks rather than failing at once under parallel workers)."""
-    return open_storage(config.storage_url)
+    for locks rather than failing at once under parallel workers). One that cannot be read is a
+    UserError saying how to recover."""
+    from sqlalchemy.exc import DatabaseError
+
+    url = config.storage_url
+    try:
+        return open_storage(url)
+    except DatabaseError as e:  # a damaged or foreign file ("file is not a database")
+        raise UserError(_unreadable_study(config, e)) from None
+    except ValueError as e:  # a journal whose lines are not Optuna's JSON log
+        if "://" in url:
+            raise
+        raise UserError(_unreadable_study(config, e)) from None
 
 
 def open_storage(url: str) -> optuna.storages.BaseStorage:
@@ -104,6 +117,20 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         return optuna.storages.JournalStorage(JournalFileBackend(url))
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
     return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+
+
+def _unreadable_study(config: SearchConfig, error: Exception) -> str:
+    """What to do about a study storage that cannot be read: remove it; records are reused."""
+    cause = str(getattr(error, "orig", None) or error).strip().splitlines()[0][:200]
+    if config.storage:
+        return (f"cannot open the study storage {config.storage}: {cause}; repair it or use "
+                "another --storage (finished trials' records are reused, not trained again)")
+    url = config.storage_url
+    path = Path(url.removeprefix("sqlite:///")) if "://" not in url or url.startswith(
+        "sqlite:///") else config.path / "study.db"
+    return (f"{path}: the Optuna study is unreadable ({cause}); to recover, remove it "
+            f"(rm {path}) and run the search again: the trials recorded in "
+            f"{config.path / 'trials'} are reused, not trained again")
 
 
 def open_study(config: SearchConfig, *, sampler: Any = None, create: bool = True) -> optuna.Study:
@@ -132,6 +159,11 @@ def _check_objectives(study: optuna.Study, config: SearchConfig) -> None:
     stored = study.user_attrs.get("objectives")
     if stored is None:
         study.set_user_attr("objectives", names)
+        from optuna.exceptions import ExperimentalWarning
+
+        with warnings.catch_warnings():  # experimental in optuna 3.2+, stable in use
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            study.set_metric_names(names)  # optuna-dashboard and `optuna trials` show val_acc
     elif stored != names:
         raise UserError(f"the study of experiment {config.experiment!r} optimises "
                         f"{', '.join(stored)}, not {', '.join(names)}; pass the same --objective, "
@@ -185,6 +217,14 @@ def counts(study: optuna.Study) -> Counter[str]:
             out["cached"] += 1
     out["done"] = sum(out[k] for k in ("completed", "pruned", "infeasible", "diverged", "failed"))
     return out
+
+
+def running_epochs(study: optuna.Study) -> dict[int, int]:
+    """Each running trial's last finished epoch (its ``epoch`` user attribute), by number."""
+    from optuna.trial import TrialState
+
+    return {t.number: t.user_attrs["epoch"] for t in study.get_trials(
+        deepcopy=False, states=(TrialState.RUNNING,)) if "epoch" in t.user_attrs}
 
 
 def best(study: optuna.Study, config: SearchConfig) -> list[dict[str, Any]]:

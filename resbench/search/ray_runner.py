@@ -61,6 +61,7 @@ from resbench.search.optuna_study import (
     storage,
 )
 from resbench.search.progress import Progress
+from resbench.search.ray_attach import ray_session
 from resbench.store import CurveRow, RayInfo, TrialRecord, canonical_json
 from resbench.train.datacache import DataCache
 
@@ -243,7 +244,7 @@ def _trial_in_worker(tune_config: dict[str, Any], config: SearchConfig) -> None:
     try:
         record = run_trial(cand.spec, cand.recipe, cand.seed, data=cand.data, reporter=reporter,
                            checkpoint_dir=work, experiment=config.experiment,
-                           cost=cand.cost)  # costed once, by the candidate
+                           store_dir=store.path)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if record.status == "failed":
@@ -347,10 +348,9 @@ def run_ray(config: SearchConfig) -> SearchResult:
 
 
 def _run_ray(config: SearchConfig) -> SearchResult:
-    import ray
     from ray import tune
 
-    from resbench._compat.ray import set_callbacks, snapshot_period
+    from resbench._compat.ray import set_callbacks, sigint_raises, snapshot_period
 
     started = time.monotonic()
     exp_path = config.path / "ray" / TUNE_NAME
@@ -364,30 +364,31 @@ def _run_ray(config: SearchConfig) -> SearchResult:
             raise UserError(f"the Ray search of {config.experiment!r} was started for {planned} "
                             f"trials and resumes with that budget; pass --trials {planned}")
     config.store.write_manifest(config.manifest())
-    owns_ray = _init_ray(config)
     progress = Progress(config.experiment, config.trials, enabled=config.progress)
-    try:
-        if not config.ray.address:
-            _check_trial_fits(config)
-        fn = tune.with_parameters(trainable, config=config)
-        resources = {"cpu": config.ray.cpus_per_trial, "gpu": config.ray.gpus_per_trial}
-        fn = tune.with_resources(fn, resources)
-        callbacks = [_callback_class()(config, progress)]
-        if exists:
-            tuner = tune.Tuner.restore(str(exp_path), fn, resume_unfinished=True,
-                                       resume_errored=False, restart_errored=False)
-            set_callbacks(tuner, callbacks)  # the saved run config holds the old driver's
-        else:
-            tuner = _new_tuner(config, fn, callbacks)
-        # Snapshot Tune's experiment state (small) every second, so that a killed driver's
-        # resume loses little; every checkpoint a snapshot may name is kept until the end.
-        with snapshot_period(SNAPSHOT_S):
-            tuner.fit()
-        _drop_checkpoints(exp_path)
-    finally:
-        progress.close()
-        if owns_ray:
-            ray.shutdown()
+    with ray_session(config.ray.address, _runtime_env(), num_cpus=config.ray.num_cpus,
+                     num_gpus=config.ray.num_gpus) as attached:
+        try:
+            if not attached:
+                _check_trial_fits(config)
+            fn = tune.with_parameters(trainable, config=config)
+            resources = {"cpu": config.ray.cpus_per_trial, "gpu": config.ray.gpus_per_trial}
+            fn = tune.with_resources(fn, resources)
+            callbacks = [_callback_class()(config, progress)]
+            if exists:
+                tuner = tune.Tuner.restore(str(exp_path), fn, resume_unfinished=True,
+                                           resume_errored=False, restart_errored=False)
+                set_callbacks(tuner, callbacks)  # the saved run config holds the old driver's
+            else:
+                tuner = _new_tuner(config, fn, callbacks)
+            # Snapshot Tune's experiment state (small) every second, so that a killed driver's
+            # resume loses little; every checkpoint a snapshot may name is kept until the end.
+            # Ctrl-C raises KeyboardInterrupt out of fit() (Tune would otherwise end the run
+            # quietly, as if finished): the driver stops as if killed, and --resume continues.
+            with snapshot_period(SNAPSHOT_S), sigint_raises():
+                tuner.fit()
+            _drop_checkpoints(exp_path)
+        finally:
+            progress.close()
     study = open_study(config, create=False)
     discard_interrupted(study, requeue=False)  # asked after Tune's last snapshot: lost
     return finish(config, study, time.monotonic() - started)
@@ -410,14 +411,39 @@ def _new_tuner(config: SearchConfig, fn: Any, callbacks: list) -> Any:
 
 
 def _drop_checkpoints(exp_path: Path) -> None:
-    """Free the trials' epoch checkpoints once the whole search has ended.
+    """Free the trials' epoch checkpoints once the whole search has ended, all but the one
+    Ray's ``ExperimentAnalysis(...).best_checkpoint`` names (so that it is not dangling).
 
     They are all kept while it runs: Tune's last snapshot may name any of them, and with
     ``CheckpointConfig(num_to_keep=k)`` a driver killed between deleting an old checkpoint and
     writing the next snapshot leaves a trial that can never be restored.
     """
+    best = experiment_analysis(exp_path).best_checkpoint
+    keep = Path(best.path).resolve() if best is not None else None
     for checkpoint in exp_path.glob("trial_*/checkpoint_*"):
-        shutil.rmtree(checkpoint, ignore_errors=True)
+        if checkpoint.resolve() != keep:
+            shutil.rmtree(checkpoint, ignore_errors=True)
+
+
+def experiment_analysis(path: str | Path) -> Any:
+    """Ray's ``ExperimentAnalysis`` of a Ray search, its default metric and mode the search's
+    first objective. ``path`` is the experiment folder (``results/<experiment>``) or its Tune
+    folder (``.../ray/tune``), relative or absolute (Ray's own class takes absolute paths only)."""
+    from ray.tune import ExperimentAnalysis
+
+    from resbench.search.objectives import OBJECTIVES
+
+    path = Path(path).resolve()
+    if (path / "ray" / TUNE_NAME).is_dir():
+        path = path / "ray" / TUNE_NAME
+    manifest = path.parents[1] / "manifest.json"
+    names = json.loads(manifest.read_text()).get("search", {}).get("objectives") \
+        if manifest.is_file() else None
+    objective = OBJECTIVES[names[0]] if names else OBJECTIVES["val_acc"]
+    if not path.is_dir():
+        raise UserError(f"{path}: not a Ray search (no ray/{TUNE_NAME} folder)")
+    return ExperimentAnalysis(str(path), default_metric=objective.name,
+                              default_mode=objective.mode)
 
 
 def trial_dirname(trial: Any) -> str:
@@ -440,26 +466,14 @@ def _scheduler(config: SearchConfig) -> Any:
 
 def _max_epochs(config: SearchConfig) -> int:
     """The most epochs any point of the space trains (the top of an epochs range)."""
+    if "epochs" in config.recipe_overrides:
+        return int(config.recipe_overrides["epochs"])
     for dist in config.space.dists:
         if dist.loc == ("recipe", "epochs"):
             return int(max(dist.candidates()))
     from resbench.spec.recipe import parse_recipe
 
     return parse_recipe(config.space.first_point()[1], file=config.space.file).epochs
-
-
-def _init_ray(config: SearchConfig) -> bool:
-    """Attach to ``--address``, reuse a running session, or start one in-process (then True)."""
-    import ray
-
-    if ray.is_initialized():
-        return False
-    if config.ray.address:
-        ray.init(address=config.ray.address, runtime_env=_runtime_env())
-        return True
-    ray.init(num_cpus=config.ray.num_cpus, num_gpus=config.ray.num_gpus,
-             include_dashboard=False, runtime_env=_runtime_env())
-    return True
 
 
 def _check_trial_fits(config: SearchConfig) -> None:
@@ -483,4 +497,4 @@ def _runtime_env() -> dict[str, Any]:
     return {"env_vars": {"PYTHONPATH": path}}
 
 
-__all__ = ["run_ray", "trainable", "DefineByRun", "failed_record"]
+__all__ = ["run_ray", "trainable", "DefineByRun", "experiment_analysis", "failed_record"]

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from resbench.errors import SpecError, join_path
+from resbench.errors import SpecError, join_path, shown
 
 
 def merge(base: Any, override: Any, *, file: str | Path | None = None, path: str = "") -> Any:
@@ -32,11 +32,14 @@ def merge(base: Any, override: Any, *, file: str | Path | None = None, path: str
 
 
 def _list_index(key: Any, length: int, file: Any, path: str) -> int:
-    try:
+    """An integer key, or a string of digits (JSON keys are text); never a bool or a float
+    (``int(True)`` and ``int(1.9)`` would silently pick item 1)."""
+    index: int | None = None
+    if isinstance(key, int) and not isinstance(key, bool):
+        index = key
+    elif isinstance(key, str) and key.strip().isdigit() and len(key) < 10:
         index = int(key)
-    except (TypeError, ValueError):
-        index = None
     if index is None or not 0 <= index < length:
-        raise SpecError(f"overriding a list by index needs indices 0..{length - 1}",
-                        file=file, path=path, value=key)
+        raise SpecError(f"overriding a list by index needs integer indices 0..{length - 1}, "
+                        f"got {shown(key)}", file=file, path=path, value=key)
     return index

@@ -1,13 +1,13 @@
 """The spec schema: frozen, typed, validated once at load time. No torch here."""
 from __future__ import annotations
 
-from typing import Any, Optional, TypeVar
+from typing import Annotated, Any, Optional, TypeVar
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
-    PositiveInt,
     create_model,
     field_validator,
     model_validator,
@@ -29,6 +29,33 @@ from resbench.spec.vocab import (
 )
 
 M = TypeVar("M", bound=BaseModel)
+
+# Upper bounds far above any published network (ResNet-1202 has 200 blocks a stage, a 10,000-layer
+# residual net 5,000; the widest nets have a few thousand channels), so that every spec that
+# validates can be counted by cost() on the meta device without overflowing a tensor's size,
+# and absurd values are refused at load time, not by a crash or an out-of-memory kill later.
+MAX_BLOCKS = 20_000  # per stage, and in all stages together
+MAX_STAGES = 64
+MAX_CHANNELS = 1 << 20  # any layer's channels: widths, stem width, bottleneck inner width
+MAX_INPUT_SIZE = 1 << 14
+MAX_CLASSES = 1 << 24
+MAX_EXPANSION = 64
+MAX_NAME = 200  # names become experiment folder names (at most 255 bytes on most file systems)
+MAX_DESCRIPTION = 10_000
+
+
+def _not_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("must be an integer, not a boolean")
+    return value
+
+
+def count(le: int) -> Any:
+    """An integer field in [1, ``le``]; ``true``/``false`` are not integers here."""
+    return Annotated[int, BeforeValidator(_not_bool), Field(gt=0, le=le)]
+
+
+PositiveInt = count(MAX_CHANNELS)  # widths, groups, width_per_group, stem width
 
 
 class Frozen(BaseModel):
@@ -72,14 +99,14 @@ SHORTCUT_HELP = "How x reaches the block's output. " + "; ".join(
 
 
 class _StageFields(Frozen):
-    depth: PositiveInt
+    depth: count(MAX_BLOCKS)
     width: PositiveInt
-    stride: int = Field(1, ge=1, le=4)
+    stride: count(4) = 1
     block: Optional[BlockKind] = None
     shortcut: Optional[ShortcutKind] = Field(None, description=SHORTCUT_HELP)
     groups: Optional[PositiveInt] = None
     width_per_group: Optional[PositiveInt] = None
-    expansion: Optional[PositiveInt] = None
+    expansion: Optional[count(MAX_EXPANSION)] = None
     se_ratio: Optional[float] = Field(None, ge=0.0, le=1.0)
 
 
@@ -111,11 +138,12 @@ STAGE_DEFAULTS = ("block", "shortcut", "groups", "width_per_group", "expansion",
 class _SpecFields(Frozen):
     """The spec's fields before the shortcut options (the order pydantic reports errors in)."""
 
-    name: str = ""
-    description: str = ""
+    name: str = Field("", max_length=MAX_NAME)
+    description: str = Field("", max_length=MAX_DESCRIPTION)
     input_channels: PositiveInt = 3
-    num_classes: PositiveInt = 1000
-    input_size: Optional[PositiveInt] = Field(None, description="Default: 32 for the cifar stem, else 224.")
+    num_classes: count(MAX_CLASSES) = 1000
+    input_size: Optional[count(MAX_INPUT_SIZE)] = Field(
+        None, description="Default: 32 for the cifar stem, else 224.")
     norm: NormKind = "batch"
     activation: ActivationKind = "relu"
     zero_init_residual: bool = False
@@ -125,14 +153,14 @@ class _SpecFields(Frozen):
     shortcut: ShortcutKind = Field("projection", description=SHORTCUT_HELP)
     groups: PositiveInt = 1
     width_per_group: PositiveInt = 64
-    expansion: Optional[PositiveInt] = None
+    expansion: Optional[count(MAX_EXPANSION)] = None
     se_ratio: float = Field(0.0, ge=0.0, le=1.0)
 
 
 class Spec(_with_shortcut_options(_SpecFields, "_SpecOptions")):  # type: ignore[misc]
     """A residual (or plain) network as data."""
 
-    stages: tuple[StageSpec, ...] = Field(min_length=1)
+    stages: tuple[StageSpec, ...] = Field(min_length=1, max_length=MAX_STAGES)
     head: HeadSpec = HeadSpec()
     recipe: Optional[dict[str, Any]] = Field(None, description="Training recipe (see Recipe).")
 
@@ -146,8 +174,13 @@ class Spec(_with_shortcut_options(_SpecFields, "_SpecOptions")):  # type: ignore
         stem = self.stem
         if stem.width is None:
             stem = stem.model_copy(update={"width": STEMS[stem.kind].width})
+        if stem.kind == "deep" and stem.width % 2:
+            raise ShapeError("stem.width", "the deep stem's first two convs have width / 2 "
+                             f"channels, so its width must be even, but is {stem.width}",
+                             stem.width)
         stages = tuple(self._resolve_stage(i, s) for i, s in enumerate(self.stages))
         self._check_top_level_options(stages)
+        _check_sizes(stages)
         _check_shapes(stem.width, stages)
         size = self.input_size or STEMS[stem.kind].input_size
         for key, value in (("stem", stem), ("stages", stages), ("input_size", size)):
@@ -251,6 +284,21 @@ class Spec(_with_shortcut_options(_SpecFields, "_SpecOptions")):  # type: ignore
             "input_channels": self.input_channels,
             "input_size": self.input_size,
         }
+
+
+def _check_sizes(stages: tuple[StageSpec, ...]) -> None:
+    """Bounds on what fields multiply to: channels of any layer, blocks in all stages."""
+    for i, stage in enumerate(stages):
+        for what, channels in (("output", stage.out_channels), ("inner", stage.inner_width)):
+            if channels > MAX_CHANNELS:
+                field = "width_per_group" if what == "inner" else "width"
+                raise ShapeError(f"stages[{i}].{field}", f"this stage's {what} width has "
+                                 f"{channels:,} channels; at most {MAX_CHANNELS:,} are allowed",
+                                 getattr(stage, field))
+    blocks = sum(s.depth for s in stages)
+    if blocks > MAX_BLOCKS:
+        raise ShapeError("stages", f"the stages have {blocks:,} blocks in all; at most "
+                         f"{MAX_BLOCKS:,} are allowed", blocks)
 
 
 def _check_shapes(stem_width: int, stages: tuple[StageSpec, ...]) -> None:

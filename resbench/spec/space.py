@@ -18,20 +18,21 @@ from __future__ import annotations
 
 import copy
 import math
+import random
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from resbench.errors import SpecError, join_path
+from resbench.errors import SpecError, join_path, shown
 from resbench.errors import unknown as unknown_name
 from resbench.spec.load import BASE_KEY, field_info, format_path, load_raw, parse_spec
 from resbench.spec.recipe import parse_recipe, recipe_defaults
 from resbench.spec.schema import STAGE_DEFAULTS, Spec
 
-__all__ = ["Dist", "FixedSampler", "Sampler", "SearchSettings", "Space", "load_space",
-           "parse_space", "SAMPLERS", "PRUNERS"]
+__all__ = ["Dist", "FixedSampler", "Sampler", "SearchSettings", "Space", "UniformSampler",
+           "load_space", "parse_space", "SAMPLERS", "PRUNERS"]
 
 DIST_KEYS = ("$choice", "$int", "$float")
 OPTIONS = {"$choice": (), "$int": ("step", "log"), "$float": ("step", "log")}
@@ -181,6 +182,32 @@ class _FirstSampler:
         return self._pick(name, lo)
 
 
+class UniformSampler:
+    """Independent uniform draws from a seeded ``random.Random``, for sampling a design space as
+    pycls does: a choice uniformly, an int uniformly over its steps, a float uniformly; with
+    ``log``, uniformly in log space (an int range widened by half a step each side and rounded,
+    as Optuna's ``RandomSampler`` does)."""
+
+    def __init__(self, seed: int | None = None) -> None:
+        self.rng = random.Random(seed)
+
+    def choice(self, name: str, values: Sequence[Any]) -> Any:
+        return values[self.rng.randrange(len(values))]
+
+    def int(self, name: str, lo: int, hi: int, step: int, log: bool) -> int:
+        if not log:
+            return lo + step * self.rng.randrange((hi - lo) // step + 1)
+        value = round(math.exp(self.rng.uniform(math.log(lo - 0.5), math.log(hi + 0.5))))
+        return min(max(value, lo), hi)
+
+    def float(self, name: str, lo: float, hi: float, step: float | None, log: bool) -> float:
+        if step is not None:
+            return lo + step * self.rng.randrange(round((hi - lo) / step) + 1)  # step | hi - lo
+        if log:
+            return math.exp(self.rng.uniform(math.log(lo), math.log(hi)))
+        return self.rng.uniform(lo, hi)
+
+
 # ----- loading and validation ----------------------------------------------------------------
 
 def load_space(path: str | Path) -> Space:
@@ -260,6 +287,8 @@ def _parse_range(key: str, arg: Any, node: dict[str, Any], loc: Loc, name: str,
         kind = "integers" if is_int else "numbers"
         raise SpecError(f"{key} needs [lo, hi], two {kind}", file=file, path=name, value=arg)
     lo, hi = arg
+    if not all(math.isfinite(b) for b in arg):
+        raise SpecError(f"{key} needs finite bounds", file=file, path=name, value=arg)
     if lo > hi:
         raise SpecError(f"{key} has lo > hi", file=file, path=name, value=arg)
     log = node.get("log", False)
@@ -268,7 +297,8 @@ def _parse_range(key: str, arg: Any, node: dict[str, Any], loc: Loc, name: str,
                         value=log)
     step = node.get("step")
     if step is not None:
-        if not isinstance(step, number) or isinstance(step, bool) or step <= 0:
+        if (not isinstance(step, number) or isinstance(step, bool) or not math.isfinite(step)
+                or step <= 0):
             raise SpecError(f"step must be a positive {'integer' if is_int else 'number'}",
                             file=file, path=join_path(name, "step"), value=step)
         if log and (step != 1 or not is_int):  # Optuna: only an integer log range has a step (1)
@@ -368,12 +398,14 @@ def _parse_settings(raw: Any, file: str | None) -> SearchSettings:
         out["trials"] = positive_int(raw["trials"], file=file, path="search.trials")
     for key in ("seed", "sampler_seed"):
         if key in raw and raw[key] is not None:
-            if not isinstance(raw[key], int) or isinstance(raw[key], bool) or raw[key] < 0:
-                raise SpecError(f"{key} must be an integer >= 0", file=file,
+            if (not isinstance(raw[key], int) or isinstance(raw[key], bool)
+                    or not 0 <= raw[key] < 2**32):
+                raise SpecError(f"{key} must be an integer in [0, 2^32)", file=file,
                                 path=f"search.{key}", value=raw[key])
             out[key] = raw[key]
     if raw.get("experiment") is not None:
-        if not isinstance(raw["experiment"], str):
+        if (not isinstance(raw["experiment"], str) or not raw["experiment"].strip()
+                or len(raw["experiment"]) > 200):
             raise SpecError("experiment must be a name", file=file, path="search.experiment",
                             value=raw["experiment"])
         out["experiment"] = raw["experiment"]
@@ -414,7 +446,7 @@ def positive_int(value: Any, *, file: str | None = None, path: str = "") -> int:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise SpecError(f"must be a positive integer, got {value!r}", file=file, path=path,
+        raise SpecError(f"must be a positive integer, got {shown(value)}", file=file, path=path,
                         value=value)
     return value
 
@@ -470,7 +502,7 @@ def _validate_values(space: Space) -> None:
         culprit = next((d for d in space.dists if d.name == exc.path), None)
         if culprit is not None:
             value = culprit.candidates()[0]
-            raise SpecError(f"value {value!r} makes an invalid spec: {exc.message}",
+            raise SpecError(f"value {shown(value)} makes an invalid spec: {exc.message}",
                             file=space.file, path=culprit.name, value=value,
                             allowed=exc.allowed) from None
         raise SpecError(f"the space's first point (first choices, lower bounds) is invalid: "
@@ -483,7 +515,7 @@ def _validate_values(space: Space) -> None:
             try:
                 _validate_point(spec, recipe, space.file)
             except SpecError as exc:
-                raise SpecError(f"value {value!r} makes an invalid spec: {exc.message} "
+                raise SpecError(f"value {shown(value)} makes an invalid spec: {exc.message} "
                                 f"(at {exc.path or 'top level'})", file=space.file,
                                 path=dist.name, value=value, allowed=exc.allowed) from None
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from resbench.errors import UserError
 from resbench.store._model import TrialRecord
+from resbench.store._records import check_inside
 from resbench.store._store import MANIFEST, TRIALS, Store
 
 if TYPE_CHECKING:
@@ -55,8 +56,13 @@ def _long(path_or_paths: Paths, field: str, columns: tuple[str, ...], strict: bo
     return pd.DataFrame(rows, columns=None if rows else [*LONG_ID_COLUMNS, *columns])
 
 
-def experiment_folders(path_or_paths: Paths) -> list[Path]:
-    """The experiment folders named by the arguments: each is one, or a root holding several."""
+def experiment_folders(path_or_paths: Paths, *,
+                       links_out: list[Path] | None = None) -> list[Path]:
+    """The experiment folders named by the arguments: each is one, or a root holding several.
+
+    In a root, an experiment folder that is a symlink leading outside it is refused (a
+    UserError), or, with a ``links_out`` list, appended to it and left out.
+    """
     paths = [path_or_paths] if isinstance(path_or_paths, (str, Path)) else list(path_or_paths)
     if not paths:
         raise UserError("no results folders given")
@@ -68,7 +74,19 @@ def experiment_folders(path_or_paths: Paths) -> list[Path]:
         if _is_experiment(path):
             found = [path]
         else:
-            found = sorted(p for p in path.iterdir() if p.is_dir() and _is_experiment(p))
+            found, out = [], []
+            for p in sorted(path.iterdir()):
+                if p.is_dir() and _is_experiment(p):
+                    try:
+                        found.append(check_inside(p, path, "the experiment folder"))
+                    except UserError:
+                        if links_out is None:
+                            raise
+                        out.append(p)
+            if links_out is not None:
+                links_out += out
+            if out and not found:
+                continue
         if not found:
             raise UserError(f"{path}: no experiment here (no {MANIFEST} or {TRIALS}/, "
                             "and no subfolder holding them)")

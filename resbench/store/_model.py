@@ -99,6 +99,7 @@ class Metrics(RecordPart):
     images_per_s: float | None = None  # median over epochs
     train_time_s: float | None = None  # training steps only
     total_time_s: float | None = None  # the whole trial, across resumptions
+    analysis_time_s: float | None = None  # of recipe.analyses, after training (in total_time_s)
     peak_memory_bytes: int | None = None
     peak_memory_kind: str | None = None  # cuda_max_allocated or process_max_rss
     latency_ms_b1: float | None = None
@@ -169,6 +170,88 @@ class SearchInfo(RecordPart):
     ray: RayInfo | None = None
 
 
+class LesionRow(RecordPart):
+    """Validation accuracy with one block's residual branch removed (Veit et al. 2016)."""
+
+    block: str
+    index: int
+    downsample: bool  # the block changes the shape (its shortcut carries a stride or projection)
+    removable: bool  # False: a plain block that changes the shape has nothing to fall back on
+    val_acc: Fraction = None
+
+
+class LesionDraw(RecordPart):
+    """Validation accuracy with ``k`` random blocks removed at once."""
+
+    k: int
+    draw: int
+    blocks: list[int] = Field(default_factory=list)  # indices of the removed blocks
+    val_acc: Fraction = None
+
+
+class LesionResult(RecordPart):
+    """A lesion study of the trained net."""
+
+    val_acc: Fraction = None  # intact
+    val_size: int | None = None
+    blocks: list[LesionRow] = Field(default_factory=list)
+    random: list[LesionDraw] = Field(default_factory=list)
+
+
+class SignalRow(RecordPart):
+    """Statistics of one block's output at initialisation (Brock et al. 2021)."""
+
+    block: str
+    index: int
+    mean_sq_channel_mean: float | None = None  # mean over channels of (mean over N, H, W)^2
+    channel_variance: float | None = None  # mean over channels of the variance over N, H, W
+
+
+class SignalResult(RecordPart):
+    examples: int | None = None
+    rows: list[SignalRow] = Field(default_factory=list)
+
+
+class ShatterRow(RecordPart):
+    """Correlation of neighbouring input gradients of a readout after one block (Balduzzi 2017)."""
+
+    block: str
+    index: int
+    correlation: float | None = None
+
+
+class ShatterResult(RecordPart):
+    points: int | None = None
+    rows: list[ShatterRow] = Field(default_factory=list)
+    output_correlation: float | None = None  # of the logits' readout
+
+
+class PathPoint(RecordPart):
+    """The loss at ``(1 - alpha) * initial + alpha * trained`` weights (Goodfellow et al. 2015)."""
+
+    alpha: float
+    loss: float | None = None
+    acc: Fraction = None
+
+
+class LandscapeResult(RecordPart):
+    """The 1-D path from initial to trained weights and a 2-D slice around the trained ones."""
+
+    examples: int | None = None
+    path: list[PathPoint] = Field(default_factory=list)
+    coords: list[float] = Field(default_factory=list)  # of both axes of the slice
+    surface: list[list[float | None]] = Field(default_factory=list)  # loss[i][j] at (coords[i], coords[j])
+
+
+class Analyses(RecordPart):
+    """What the recipe's analyses measured (``resbench.analysis``); each absent when not run."""
+
+    lesion: LesionResult | None = None
+    signal: SignalResult | None = None
+    shatter: ShatterResult | None = None
+    landscape: LandscapeResult | None = None
+
+
 class TrialRecord(RecordPart):
     """One trial: what ran (spec, recipe, seed, data), how it ended, and what it measured."""
 
@@ -191,6 +274,8 @@ class TrialRecord(RecordPart):
     attempts: int | None = None  # searches: runs of a trial that failed before this one
     resumed_from_epoch: int | None = None  # continued from this epoch's checkpoint
     traceback: str | None = None  # failed trials
+    weights: str | None = None  # final state_dict, relative to the experiment folder
+    analyses: Analyses | None = None
     started_at: str | None = None  # ISO-8601
     finished_at: str | None = None
 
@@ -229,15 +314,24 @@ def describe(error: ValidationError) -> str:
     for e in errors:
         path = _path(e["loc"])
         if e["loc"] == ("status",):
-            parts.append(f"status {e['input']!r} is not one of {', '.join(STATUSES)}")
+            parts.append(f"status {_shown(e['input'])} is not one of {', '.join(STATUSES)}")
         elif e["type"] in ("model_type", "dict_type", "model_attributes_type"):
-            parts.append(f"field {path!r} must be a JSON object, got {e['input']!r}")
+            parts.append(f"field {path!r} must be a JSON object, got {_shown(e['input'])}")
         elif e["type"] == "list_type":
-            parts.append(f"field {path!r} must be a JSON array, got {e['input']!r}")
+            parts.append(f"field {path!r} must be a JSON array, got {_shown(e['input'])}")
         else:
             message = e["msg"].removeprefix("Value error, ")
-            parts.append(f"field {path!r}: {message} (got {e['input']!r})" if path else message)
-    return "; ".join(dict.fromkeys(parts))
+            parts.append(f"field {path!r}: {message[:200]} (got {_shown(e['input'])})" if path
+                         else message[:200])
+    unique = list(dict.fromkeys(parts))
+    more = f"; and {len(unique) - 10} more problems" if len(unique) > 10 else ""
+    return "; ".join(unique[:10]) + more
+
+
+def _shown(value: Any, limit: int = 200) -> str:
+    """A value's repr, cut to ``limit`` characters (a message never quotes a huge file)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text) - limit} more characters)"
 
 
 def _path(loc: tuple[Any, ...]) -> str:

@@ -12,25 +12,42 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from resbench.canonical import json_ready
 from resbench.errors import UserError
 from resbench.store._model import REQUIRED_KEYS, STATUSES, TrialRecord
-from resbench.store._records import check_key, read_json, record_files, write_json_atomic
+from resbench.store._records import (
+    check_inside,
+    check_key,
+    read_json,
+    record_files,
+    write_json_atomic,
+)
 
 MANIFEST = "manifest.json"
 TRIALS = "trials"
-_NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
+_NAME_RE = re.compile(r"[A-Za-z0-9._-]+")  # the whole name: fullmatch (``$`` allows a final newline)
+MAX_NAME_BYTES = 255  # NAME_MAX of common file systems
 _NAME_RULE = "letters, digits, '-', '_' and '.', not empty, no path separators, not '.' or '..'"
 
 
 def experiment_dir(name: str, root: str | Path = "results") -> Path:
     """The folder of experiment ``name`` under ``root``; a name that could escape root is refused."""
-    if not isinstance(name, str) or not name or not _NAME_RE.match(name) or set(name) == {"."}:
-        raise UserError(f"invalid experiment name {name!r}: use {_NAME_RULE}")
+    if not isinstance(name, str) or not name or not _NAME_RE.fullmatch(name) or set(name) == {"."}:
+        raise UserError(f"invalid experiment name {_shown(name)}: use {_NAME_RULE}")
+    if len(name.encode()) > MAX_NAME_BYTES:
+        raise UserError(f"invalid experiment name {_shown(name)}: {len(name.encode())} bytes long, "
+                        f"the limit is {MAX_NAME_BYTES} (a folder name)")
     root_path = Path(root).resolve()
     path = (root_path / name).resolve()
     if path.parent != root_path:
         raise UserError(f"experiment name {name!r} resolves to {path}, outside {root_path}")
     return path
+
+
+def _shown(value: object, limit: int = 80) -> str:
+    """A repr that never grows past ``limit`` characters (and says how much was left out)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text) - limit} more characters)"
 
 
 def now_iso() -> str:
@@ -44,6 +61,8 @@ class Store:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.trials_dir = self.path / TRIALS
+        # Nothing inside the experiment may lead out of the folder that holds it (symlinks).
+        self.root = self.path.resolve().parent
 
     @property
     def name(self) -> str:
@@ -66,7 +85,8 @@ class Store:
         manifest.update(current)
         manifest.update(fields)
         manifest.setdefault("device", _device())
-        write_json_atomic(self.path / MANIFEST, manifest)
+        if json_ready(manifest) != current:  # a rerun of finished work writes nothing (read-only)
+            write_json_atomic(self.path / MANIFEST, manifest)
         return manifest
 
     def read_manifest(self) -> dict[str, Any]:
@@ -78,7 +98,15 @@ class Store:
 
     # records ----------------------------------------------------------------------------------
     def record_path(self, key: str) -> Path:
-        return self.trials_dir / f"{check_key(key)}.json"
+        return self.inside(self.trials_dir / f"{check_key(key)}.json")
+
+    def inside(self, path: Path) -> Path:
+        """``path`` (under this experiment) if it and its folders lead nowhere outside the
+        results root through a symlink; else a UserError naming the link."""
+        for part in (*reversed(path.relative_to(self.path).parents), path.relative_to(self.path)):
+            if part != Path("."):
+                check_inside(self.path / part, self.root, f"'{part}' in experiment {self.name!r}")
+        return path
 
     def write_record(self, record: TrialRecord | Mapping[str, Any]) -> Path:
         """Write one trial record atomically as ``trials/<key>.json`` (replacing an older one).
@@ -101,9 +129,11 @@ class Store:
 
     def records(self, *, strict: bool = True) -> Iterator[TrialRecord]:
         """Every trial record in key order; with ``strict=False`` corrupt ones are skipped with a warning."""
+        if self.trials_dir.exists():
+            self.inside(self.trials_dir)
         for path in record_files(self.trials_dir):
             try:
-                yield read_record_file(path)
+                yield read_record_file(self.inside(path))
             except UserError as e:
                 if strict:
                     raise
@@ -118,15 +148,29 @@ class Store:
         path = self.record_path(key)
         if not path.exists():
             return False
-        return read_record_file(path).status in tuple(statuses)
+        try:
+            record = read_record_file(path)
+        except UserError as e:
+            raise UserError(f"{e}\n  a bad record is never counted as finished; "
+                            f"`resbench store check {self.root} --move-aside` sets bad records "
+                            "aside (into quarantine/), and a rerun trains those trials again") from None
+        return record.status in tuple(statuses)
 
 
 def read_record_file(path: Path) -> TrialRecord:
-    """Read and validate one trial record; a bad one is a UserError naming the file and field."""
+    """Read and validate one trial record; a bad one is a UserError naming the file and field.
+
+    A record whose ``key`` is not its file's name (a file copied over another) is refused too:
+    it would make a trial count as finished with another trial's results.
+    """
     try:
-        return TrialRecord.from_json(read_json(path))
+        record = TrialRecord.from_json(read_json(path))
     except ValueError as e:
         raise UserError(f"{path}: {e}") from None
+    if record.key != path.stem:
+        raise UserError(f"{path}: the record's key {record.key!r} is not its file name "
+                        f"{path.stem!r} (a record copied or renamed over another trial's)")
+    return record
 
 
 def _versions() -> dict[str, str | None]:

@@ -7,6 +7,8 @@ specs: [../cifar/plain*.yaml, ../cifar/resnet20.yaml]   # relative to this file;
 seeds: [0, 1]                # default: the recipe's seeds
 recipe: {epochs: 10, ...}    # applied to every trial, over each spec's own recipe
 overrides: [{}, {optimizer: {lr: 0.05}}]   # one column of the matrix each; default [{}]
+population: {space: ..., seed: 0, macs: [lo, hi], ...}  # written by `resbench sample`; the
+                             # manifest keeps it and the report's EDF section names the band
 ```
 
 Recipe precedence, lowest first: defaults < the spec's ``recipe:`` < the suite's ``recipe:`` <
@@ -17,6 +19,8 @@ from __future__ import annotations
 
 import glob
 import shutil
+import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,10 +28,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from resbench.errors import SpecError, UserError
+from resbench.errors import SpecError, UserError, check_path_text
 from resbench.spec import Spec, load_spec
 from resbench.spec.load import parse_model, read_file
-from resbench.spec.recipe import Recipe, locate_layer, merge_layers, parse_recipe
+from resbench.spec.recipe import Recipe, Seed, locate_layer, merge_layers, parse_recipe
+from resbench.spec.schema import MAX_DESCRIPTION, MAX_NAME
 from resbench.store import TrialRecord
 
 
@@ -37,12 +42,14 @@ class SuiteFile(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = ""
-    description: str = ""
+    name: str = Field("", max_length=MAX_NAME)
+    description: str = Field("", max_length=MAX_DESCRIPTION)
     specs: tuple[str, ...] = Field(min_length=1)
-    seeds: tuple[int, ...] | None = Field(None, min_length=1)
+    seeds: tuple[Seed, ...] | None = Field(None, min_length=1)
     recipe: dict[str, Any] = Field(default_factory=dict)
     overrides: tuple[dict[str, Any], ...] = Field((dict(),), min_length=1)
+    population: dict[str, Any] | None = Field(
+        None, description="How `resbench sample` drew the specs (space, seed, MACs/params band).")
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,7 @@ class Suite:
     seeds: tuple[int, ...] | None
     recipe: dict[str, Any] = field(default_factory=dict)
     overrides: tuple[dict[str, Any], ...] = ({},)
+    population: dict[str, Any] | None = None  # set by `resbench sample` (space, seed, bands)
 
     def plans(self, flags: Mapping[str, Any] | None = None,
               seeds: tuple[int, ...] | None = None) -> list[TrialPlan]:
@@ -129,7 +137,8 @@ def load_suite(path: str | Path) -> Suite:
     return Suite(name=data.name or path.stem, description=data.description, file=path,
                  entries=tuple(entries), seeds=data.seeds,
                  recipe=locate_layer(data.recipe, path),
-                 overrides=tuple(locate_layer(o, path) for o in data.overrides))
+                 overrides=tuple(locate_layer(o, path) for o in data.overrides),
+                 population=data.population)
 
 
 def spec_as_suite(path: str | Path) -> Suite:
@@ -145,6 +154,7 @@ def load_target(path: str | Path) -> Suite:
 
 
 def _expand(suite_file: Path, pattern: str, where: str) -> list[Path]:
+    check_path_text(pattern, what="a spec path", file=suite_file, path=where)
     base = suite_file.resolve().parent
     full = pattern if Path(pattern).is_absolute() else str(base / pattern)
     matches = sorted(Path(p) for p in glob.glob(full, recursive=True)) if glob.has_magic(pattern) \
@@ -158,7 +168,8 @@ def _expand(suite_file: Path, pattern: str, where: str) -> list[Path]:
 
 @dataclass
 class SuiteResult:
-    """What a run produced: every record of the matrix (new and earlier) and the counts."""
+    """What a run produced: every record of the matrix (new and earlier) and the counts
+    (``skipped``: finished before, or trained meanwhile by another process)."""
 
     experiment_dir: Path
     records: list[TrialRecord]
@@ -166,22 +177,33 @@ class SuiteResult:
     skipped: int
 
 
+KILLED = "killed, likely out of memory"
+POLL_S = 1.0  # how often a process waiting for another's trials looks for their records
+
+
 def run_suite(suite: Suite, *, results_root: str | Path = "results", experiment: str | None = None,
               flags: Mapping[str, Any] | None = None, seeds: tuple[int, ...] | None = None,
-              progress: str = "auto", retry_failed: bool = False) -> SuiteResult:
+              progress: str = "auto", retry_failed: bool = False,
+              max_attempts: int = 2) -> SuiteResult:
     """Run every unfinished trial of ``suite`` into ``results_root/<experiment>``.
 
     A failed or diverged trial is recorded and the suite goes on; a trial with a record is
-    skipped (with ``retry_failed``, failed ones run again). ``progress`` is ``auto`` (bars on a
-    terminal, log lines otherwise), ``bar``, ``log`` or ``none``.
+    skipped (with ``retry_failed``, failed ones run again). Each trial is claimed before it
+    trains (``resbench.store.Claims``), so several processes on the same folder train each
+    trial once: a trial another live process holds is left to it, and its record is picked up
+    when it appears. A trial whose earlier runs were killed (no record, a dead process's
+    claim) ``max_attempts`` times is recorded failed ("killed, likely out of memory").
+    ``progress`` is ``auto`` (bars on a terminal, log lines otherwise), ``bar``, ``log`` or
+    ``none``.
     """
-    from resbench.store import STATUSES, Store, SuiteInfo, experiment_dir
-    from resbench.train.progress import make_progress
+    from resbench.store import STATUSES, Claims, Store, experiment_dir
     from resbench.train.datacache import DataCache
-    from resbench.train.trial import run_trial, trial_identity
+    from resbench.train.progress import make_progress
+    from resbench.train.trial import trial_identity
 
     plans = suite.plans(flags, seeds)
     store = Store(experiment_dir(experiment or suite.name, results_root))
+    claims = Claims(store.path, max_attempts=max_attempts)
     cache = DataCache()  # every trial of the matrix holds its data until the suite ends
     keyed = []
     for plan in plans:
@@ -192,23 +214,92 @@ def run_suite(suite: Suite, *, results_root: str | Path = "results", experiment:
     store.write_manifest(_manifest(suite, keyed))
     redo = tuple(s for s in STATUSES if s != "failed") if retry_failed else STATUSES
     todo = [item for item in keyed if not store.has(item[2], redo)]
+    seen = {item[2]: _finished_at(store, item[2]) for item in todo}
     bar = make_progress(progress, total=len(keyed), done=len(keyed) - len(todo))
+    ran = 0
+    waiting: set[str] = set()
     try:
-        for plan, data, key, _ in todo:
-            bar.trial_start(plan.label, plan.recipe.epochs)
-            checkpoints = store.path / "checkpoints" / key
-            record = run_trial(plan.spec, plan.recipe, plan.seed, data=data,
-                               reporter=bar.epoch_end, checkpoint_dir=checkpoints,
-                               experiment=store.name)
-            record.suite = SuiteInfo(name=suite.name, override=plan.override,
-                                     spec_file=str(plan.spec_file))
-            store.write_record(record)
-            shutil.rmtree(checkpoints, ignore_errors=True)
-            bar.trial_end(record)
+        while todo:
+            for item in list(todo):
+                key = item[2]
+                claim = claims.acquire(key)
+                if claim.state == "busy":
+                    if key not in waiting:
+                        waiting.add(key)
+                        _note(f"{item[0].label}: trained by {claim.owner.describe()}; "
+                              "waiting for its record")
+                    continue
+                todo.remove(item)
+                try:
+                    # Checked once the claim is held: a process writes the record before it
+                    # drops its claim, so a trial finished meanwhile is seen here.
+                    if store.has(key, redo) or _finished_at(store, key) != seen[key]:
+                        if key in waiting:  # another process recorded it
+                            _note(f"{item[0].label}: {store.read_record(key).status} "
+                                  "(recorded by the other process)")
+                        continue
+                    if claim.state == "exhausted":
+                        bar.trial_start(item[0].label, 0)
+                        record = _killed_record(item, store.name, claim.owner, suite.name)
+                        store.write_record(record)
+                    else:
+                        ran += 1
+                        record = _run_one(item, store, claim.owner.attempt, bar, suite.name)
+                    bar.trial_end(record)
+                finally:
+                    claims.release(key)
+            if todo:
+                time.sleep(POLL_S)
     finally:
         bar.close()
     records = [store.read_record(key) for _, _, key, _ in keyed]
-    return SuiteResult(store.path, records, ran=len(todo), skipped=len(keyed) - len(todo))
+    return SuiteResult(store.path, records, ran=ran, skipped=len(keyed) - ran)
+
+
+def _run_one(item: tuple, store: Any, attempt: int, bar: Any, suite_name: str) -> TrialRecord:
+    """Train one claimed trial (resuming from its checkpoint) and store its record."""
+    from resbench.store import SuiteInfo
+    from resbench.train.trial import run_trial
+
+    plan, data, key, _ = item
+    bar.trial_start(plan.label, plan.recipe.epochs)
+    checkpoints = store.inside(store.path / "checkpoints" / key)
+    record = run_trial(plan.spec, plan.recipe, plan.seed, data=data, reporter=bar.epoch_end,
+                       checkpoint_dir=checkpoints, experiment=store.name, store_dir=store.path)
+    record.suite = SuiteInfo(name=suite_name, override=plan.override,
+                             spec_file=str(plan.spec_file))
+    if attempt > 1:
+        record.attempts = attempt
+    store.write_record(record)
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    return record
+
+
+def _killed_record(item: tuple, experiment: str, owner: Any, suite_name: str) -> TrialRecord:
+    """The record of a trial whose every allowed run was killed before it wrote one."""
+    from resbench.store import Metrics, SuiteInfo, now_iso
+    from resbench.train.trial import data_meta
+
+    plan, data, key, adapted = item
+    who = f", the last as {owner.describe()}" if owner.pid > 0 else ""
+    return TrialRecord(
+        key=key, experiment=experiment, spec_name=plan.spec.name, spec_key=adapted.key(),
+        spec={**adapted.canonical(), "name": plan.spec.name}, summary=adapted.summary_fields(),
+        recipe=plan.recipe.trial_dict(), seed=plan.seed, data=data_meta(data), status="failed",
+        reason=f"{KILLED}: {owner.attempt} run(s) ended without a record{who} "
+               "(rerun with --retry-failed to try again)",
+        metrics=Metrics(epochs=0), attempts=owner.attempt,
+        suite=SuiteInfo(name=suite_name, override=plan.override, spec_file=str(plan.spec_file)),
+        started_at=owner.claimed_at or None, finished_at=now_iso())
+
+
+def _finished_at(store: Any, key: str) -> str | None:
+    """When the trial's record (if any) finished: a change means another process recorded it."""
+    return store.read_record(key).finished_at if store.record_path(key).exists() else None
+
+
+def _note(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
 
 
 def _manifest(suite: Suite, keyed: list) -> dict[str, Any]:
@@ -224,7 +315,8 @@ def _manifest(suite: Suite, keyed: list) -> dict[str, Any]:
             "suite_file": str(suite.file) if suite.file else None, "specs": specs,
             "recipe": recipes[0] if len(recipes) == 1 else recipes,
             "seeds": sorted({plan.seed for plan, *_ in keyed}),
-            "trials": [key for _, _, key, _ in keyed], "device": _device_name(devices)}
+            "trials": [key for _, _, key, _ in keyed], "device": _device_name(devices),
+            **({"population": suite.population} if suite.population else {})}
 
 
 def _device_name(choices: list[str]) -> str:

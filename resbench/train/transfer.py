@@ -14,6 +14,7 @@ from torch import nn
 
 from resbench.errors import SpecError, UserError, unknown
 from resbench.spec.recipe import TransferConfig
+from resbench.store import trial_weights
 
 if TYPE_CHECKING:
     from resbench.compile import ResNet
@@ -22,10 +23,13 @@ _PREFIXES = ("module.", "_orig_mod.")  # DataParallel / torch.compile wrappers
 
 
 def load_checkpoint_weights(path: str | Path) -> dict[str, torch.Tensor]:
-    """A state_dict from a torchvision weights file, one of ours, or a trial checkpoint."""
+    """A state_dict from a torchvision weights file, one of ours, a trial checkpoint, or a stored
+    trial: its record file (``results/<experiment>/trials/<key>.json``) names its final weights."""
     path = Path(path)
     if not path.is_file():
         raise SpecError("checkpoint file not found", path="recipe.transfer.init", value=str(path))
+    if path.suffix == ".json":
+        path = trial_weights(path)
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # a corrupt file or one that needs unsafe unpickling

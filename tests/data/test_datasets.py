@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -123,3 +124,21 @@ def test_tiny_network_learns_synthetic_well_above_chance():
     with torch.no_grad():
         acc = (model(d.val.images).argmax(1) == d.val.labels).float().mean().item()
     assert acc > 0.6, f"val accuracy {acc:.3f} (chance is 0.1)"
+
+
+@pytest.mark.parametrize("options, fragment", [
+    ({"count": "x"}, "option count must be an integer, got 'x'"),
+    ({"count": True}, "option count must be an integer, got True"),
+    ({"count": 10.5}, "option count must be an integer"),
+    ({"noise": float("nan")}, "option noise must be a number"),
+    ({"count": 10**12}, "option count must be in"),
+    ({"num_classes": 10**9}, "option num_classes must be in"),
+])
+def test_data_set_options_have_their_defaults_types_and_bounds(options, fragment):
+    with pytest.raises(UserError, match=re.escape(fragment)):
+        load_dataset("synthetic", options=options)
+
+
+def test_images_that_cannot_fit_in_memory_are_refused_before_resizing():
+    with pytest.raises(UserError, match=r"1,797 images of 1x16384x16384 need an estimated"):
+        load_dataset("digits", image_size=16384)

@@ -165,11 +165,17 @@ def test_imagefolder_errors(tmp_path):
     with pytest.raises(UserError, match="is not a folder"):
         load_dataset("imagefolder", root=tmp_path / "nope")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(UserError, match="cannot read"):
+    with pytest.raises(UserError, match="has no class subfolders holding images"):
         load_dataset("imagefolder", root=tmp_path / "empty")
+    # A folder that is no data set (say, a home folder): its contents are never listed.
+    for name in ("secret-project", "tax-returns"):
+        (tmp_path / "home" / name).mkdir(parents=True)
+    with pytest.raises(UserError) as info:
+        load_dataset("imagefolder", root=tmp_path / "home")
+    assert "secret" not in str(info.value) and "tax" not in str(info.value)
     write_pngs(tmp_path / "mismatch" / "train", {"a": 2, "b": 2})
     write_pngs(tmp_path / "mismatch" / "val", {"a": 2, "c": 2})
-    with pytest.raises(UserError, match="has classes"):
+    with pytest.raises(UserError, match="same class subfolders, but 2 differ, e.g. 'b'"):
         load_dataset("imagefolder", root=tmp_path / "mismatch")
 
 

@@ -46,6 +46,20 @@ def test_training_curves_one_line_per_spec_plus_each_unfinished_trial(data):
     assert legend == ["plain", "residual (projection)", "residual (zero_pad)", "diverged", "pruned"]
 
 
+def test_training_curve_legend_names_every_line_of_a_suite(data):
+    """He et al.'s Fig. 6: each line is a named net (plain-20, ResNet-20...), not only a colour."""
+    trials, curves, _ = data
+    suite = _suite(trials)
+    plot = figures.training_curves(suite, curves, "shortcut")
+    acc_ax = plot.figure.axes[1]
+    legend = [t.get_text() for t in acc_ax.get_legend().get_texts()]
+    assert legend == ["plain8", "plain14", "plain20", "resnet20-proj", "resnet8", "resnet14",
+                      "resnet20", "diverged"]
+    solid = [line for line in acc_ax.get_lines() if line.get_linestyle() == "-"]
+    assert [line.get_label() for line in solid] == legend[:-1]
+    assert len({line.get_color() for line in solid}) == 7  # shades of a colour by depth
+
+
 def test_degradation_plain_and_residual_series(data):
     trials, _, _ = data
     plot = _labelled(figures.degradation(_suite(trials)))

@@ -16,12 +16,18 @@ from resbench.store import Metrics, SearchInfo
 from tests.report.fixtures import make_record, make_spec, search_manifest, write_suite
 
 SECTIONS = ["overview", "leaderboard", "status", "curves", "degradation", "gradient_flow",
-            "pareto", "edf", "search", "ablations"]
+            "pareto", "lesion", "signal", "shatter", "landscape", "edf", "search", "ablations"]
+ANALYSES = {"lesion", "signal", "shatter", "landscape"}
+"""Sections of the trial analyses: these hand-made records hold none (tests/report/test_analyses.py
+fills them from a real suite), so they must say how to get them."""
 
 
 def test_every_section_present_with_content(report):
     assert [s.id for s in report.sections] == SECTIONS
     for section in report.sections:
+        if section.id in ANALYSES:
+            assert f"--analyses {section.id}" in section.unavailable
+            continue
         assert section.unavailable is None, (section.id, section.unavailable)
         assert any(isinstance(b, (Table, FigureRef)) for b in section.blocks), section.id
     md = report.markdown.read_text()
@@ -62,6 +68,25 @@ def test_html_is_self_contained_and_embeds_every_figure(report):
     for path in report.figures:
         encoded = base64.b64encode(path.read_bytes()).decode("ascii")
         assert f"data:image/png;base64,{encoded}" in sources
+
+
+def test_leaderboard_keeps_its_first_and_sorted_by_columns_in_view_when_scrolled(report):
+    """A wide leaderboard scrolls sideways in its box on a narrow (800 px) window; the spec
+    column is pinned left and the column it is sorted by pinned right."""
+    html = report.html.read_text()
+    board = html[html.index('<section id="leaderboard">'):]
+    board = board[:board.index("</table>")]
+    header = re.findall(r"<th([^>]*)>([^<]*)</th>", board)
+    sorted_cols = [i for i, (attrs, _) in enumerate(header) if 'class="sorted"' in attrs]
+    assert [header[i][1] for i in sorted_cols] == ["best val acc (%)"]
+    assert 'aria-sort="descending"' in header[sorted_cols[0]][0]
+    for row in re.findall(r"<tr>(<td.*?)</tr>", board):
+        cells = re.findall(r"<td([^>]*)>", row)
+        assert [i for i, a in enumerate(cells) if 'class="sorted"' in a] == sorted_cols
+    css = html[html.index("<style>"):html.index("</style>")]
+    assert ".table-wrap { overflow-x: auto;" in css
+    assert "td:first-child, th:first-child { position: sticky; left: 0;" in css
+    assert "th.sorted, td.sorted { position: sticky; right: 0;" in css
 
 
 def test_markdown_links_every_figure_with_caption(report):

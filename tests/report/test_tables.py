@@ -89,6 +89,19 @@ def test_paired_ablation_of_shortcut_on_matched_seeds(trials):
     assert sorted(set(depth["a"]) | set(depth["b"])) == ["14 (2-2-2)", "20 (3-3-3)", "8 (1-1-1)"]
 
 
+def test_paired_ablations_sorted_by_field_then_depth(trials):
+    pairs = tables.paired_ablations(trials)
+    keys = list(zip(pairs["field"], pairs["depth"]))
+    assert len(pairs) > 1 and keys == sorted(keys)
+
+
+def test_unfinished_rows_show_params_and_macs_known_before_training(trials):
+    rest = tables.unfinished_trials(trials)
+    assert {"params", "macs"} <= set(rest.columns)
+    untrained = rest[rest["status"].isin(["pruned", "infeasible"])]
+    assert len(untrained) and untrained["params"].gt(0).all() and untrained["macs"].gt(0).all()
+
+
 def test_no_pair_across_recipes(trials):
     """Search trials with different learning rates are not paired on architecture alone."""
     space = trials[trials["experiment"] == "space"]

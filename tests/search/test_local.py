@@ -49,9 +49,11 @@ def test_grid_constraints_and_dedupe(write_space, tmp_path):
         if r.status == "infeasible":
             assert r.metrics.params > 2000 and r.curves == [] and "max_params" in r.reason
             assert r.spec["stages"][0]["width"] == 8
+            assert r.weights is None
         else:
             assert r.status == "completed" and len(r.curves) == 3
             assert r.metrics.params <= 2000
+            assert r.weights == f"weights/{r.key}.pt" and (cfg.path / r.weights).is_file()
     study = open_study(cfg, create=False)
     trials = counted(study)
     assert [t.number for t in trials] == list(range(8))
@@ -79,7 +81,7 @@ def test_pruning_records_curves_so_far(write_space, tmp_path):
     assert pruned, [r.status for r in records(cfg)]
     for r in pruned:
         assert 1 <= len(r.curves) < 4 and r.metrics.epochs == len(r.curves)
-        assert "stopped by the reporter" in r.reason
+        assert r.reason == f"pruned by Optuna's sha pruner after epoch {len(r.curves)}"
     study = open_study(cfg, create=False)
     states = [t.state for t in counted(study)]
     assert states.count(optuna.trial.TrialState.PRUNED) == len(pruned)

@@ -202,6 +202,7 @@ def test_both_runners_write_the_same_records(ray_session, write_space, tmp_path)
         assert result.best and all(set(b["values"]) == {"val_acc", "macs"} for b in result.best)
         records = list(Store(cfg.path).records())
         assert {r.search.runner for r in records} == {"optuna" if runner == "local" else "ray"}
+        assert all((cfg.path / r.weights).is_file() for r in records)  # final weights kept
         frames[runner] = load(cfg.path)
     # Neither runner leaves a process-wide setting behind: log levels are as they were, and the
     # environment holds what it held (libraries may add their own defaults on first import,

@@ -186,3 +186,15 @@ def test_resume_of_a_running_search_is_refused_and_leaves_it_running(write_space
     cfg = config(path, tmp_path)
     trials = counted(open_study(cfg, create=False))
     assert len(trials) == 2 and all(t.state.is_finished() for t in trials)
+
+
+def test_storage_flag_takes_a_journal_file_and_refuses_a_bare_path(tmp_path):
+    from resbench.cli import build_parser
+
+    journal = tmp_path / "shared.journal"
+    args = build_parser().parse_args(["search", "s.yaml", "--storage", str(journal)])
+    assert args.storage == str(journal)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["search", "s.yaml", "--storage", str(tmp_path / "x.db")])
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["search", "s.yaml", "--storage", str(tmp_path / "no" / "x.journal")])

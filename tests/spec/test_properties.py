@@ -104,3 +104,62 @@ def test_every_valid_mutant_builds_with_the_right_output_shape(data):
     except SpecError:
         return
     build_on_meta(spec)
+
+
+# ----- every field over its whole valid range ------------------------------------------------
+
+def _ints(lo: int, hi: int):
+    """Small values, the bounds themselves, and anything between (bounds are where specs broke)."""
+    return st.one_of(st.integers(lo, min(hi, 64)), st.sampled_from([lo, hi]), st.integers(lo, hi))
+
+
+@st.composite
+def full_range_specs(draw):
+    from resbench.spec.schema import MAX_CHANNELS, MAX_CLASSES, MAX_EXPANSION, MAX_INPUT_SIZE
+
+    block = draw(st.sampled_from(sorted(BLOCKS)))
+    data = {
+        "num_classes": draw(_ints(1, MAX_CLASSES)),
+        "input_channels": draw(_ints(1, MAX_CHANNELS)),
+        "input_size": draw(_ints(1, MAX_INPUT_SIZE)),
+        "stem": {"kind": draw(st.sampled_from(sorted(STEMS))), "width": draw(_ints(1, MAX_CHANNELS))},
+        "block": block,
+        "norm": draw(st.sampled_from(sorted(NORMS))),
+        "activation": draw(st.sampled_from(sorted(ACTIVATIONS))),
+        "se_ratio": draw(st.sampled_from([0.0, 1e-9, 0.25, 1.0])),
+        "stochastic_depth": draw(st.sampled_from([0.0, 0.999])),
+        "head": {"dropout": draw(st.sampled_from([0.0, 0.999]))},
+        "stages": [{"depth": draw(st.integers(1, 2)), "width": draw(_ints(1, MAX_CHANNELS)),
+                    "stride": draw(st.integers(1, 4)),
+                    "shortcut": draw(st.sampled_from(sorted(SHORTCUTS)))}
+                   for _ in range(draw(st.integers(1, 3)))],
+    }
+    if draw(st.booleans()):
+        data["expansion"] = draw(_ints(1, MAX_EXPANSION))
+    if BLOCKS[block].grouped:
+        data["groups"] = draw(_ints(1, MAX_CHANNELS))
+        data["width_per_group"] = draw(_ints(1, MAX_CHANNELS))
+    return data
+
+
+@pytest.mark.slow
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.filter_too_much])
+@given(full_range_specs())
+def test_random_valid_values_of_every_field_build_and_cost(data):
+    """A spec that validates must build: any values the schema accepts, up to its upper bounds,
+    give a network whose cost() counts and whose forward pass (on meta) has the right shape."""
+    import torch
+
+    from resbench.compile import build, cost
+
+    try:
+        spec = parse_spec(data)
+    except SpecError:
+        return
+    c = cost(spec)
+    assert c.params > 0 and c.macs > 0 and c.activation_bytes > 0
+    with torch.device("meta"):
+        model = build(spec).eval()
+        out = model(torch.empty(1, spec.input_channels, spec.input_size, spec.input_size))
+    assert tuple(out.shape) == (1, spec.num_classes)

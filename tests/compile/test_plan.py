@@ -1,0 +1,118 @@
+"""The compile plan: the network ResNet builds is the plan's units, in order, and cost() counted
+per unit equals today's count of the whole network (``_cost_whole_model``)."""
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from resbench.compile import _cost_whole_model, build, cost
+from resbench.errors import SpecError
+from resbench.plan import BlockUnit, parts, plan
+from resbench.spec import load_spec, parse_spec
+
+from .conftest import spec_files, spec_id
+from .test_properties import specs
+
+@pytest.mark.parametrize("path", spec_files(), ids=spec_id)
+def test_cost_per_unit_equals_the_whole_model_count(path):
+    spec = load_spec(path)
+    assert cost(spec) == _cost_whole_model(spec)
+
+
+def test_cost_per_unit_equals_the_whole_model_count_at_other_sizes():
+    spec = load_spec(spec_files()[0].parents[1] / "torchvision" / "resnet18.yaml")
+    assert cost(spec, input_size=97, batch_size=3) == _cost_whole_model(spec, 97, 3)
+
+
+def test_a_stage_is_its_first_block_and_one_run_of_equal_blocks():
+    spec = parse_spec({"stem": {"kind": "cifar", "width": 8}, "shortcut": "zero_pad", "stages": [
+        {"depth": 5, "width": 16}, {"depth": 1, "width": 32, "stride": 2}]})
+    units = plan(spec)
+    assert [(u.part, u.first, u.count) for u in units] == [
+        ("stem", 0, 1), ("layer1", 0, 1), ("layer1", 1, 4), ("layer2", 0, 1), ("head", 0, 1)]
+    assert [p for p, _ in parts(units)] == ["stem", "layer1", "layer2", "head"]
+    block = units[3].kind
+    assert isinstance(block, BlockUnit) and (block.in_channels, block.stride) == (16, 2)
+    assert [u.block for u in units[1:3]] == [1, 2]
+
+
+def test_the_network_is_the_plan_built_in_order():
+    spec = parse_spec({"stem": "imagenet", "block": "preact_basic", "stochastic_depth": 0.2,
+                       "head": {"dropout": 0.1},
+                       "stages": [{"depth": 3, "width": 8},
+                                  {"depth": 2, "width": 16, "stride": 2}]})
+    model = build(spec)
+    children, blocks = [], []
+    for part, units in parts(plan(spec)):
+        if units[0].stacked:
+            children.append(part)
+            blocks += [f"{part}.{u.first + k}" for u in units for k in range(u.count)]
+        else:
+            children += [name for u in units for name in u.build()]
+    assert [name for name, _ in model.named_children()] == children
+    assert [name for name, _ in model.blocks()] == blocks
+    rates = [b.drop_path.p for _, b in model.blocks()]
+    assert rates == pytest.approx([0.2 * k / 5 for k in range(1, 6)])
+
+
+def test_depth_does_not_change_the_plan_size():
+    small = parse_spec({"stem": "cifar", "stages": [{"depth": 2, "width": 16}]})
+    # Past any bound the schema sets (copies skip validation): cost() itself stays bounded.
+    deep_stage = small.stages[0].model_copy(update={"depth": 10**6})
+    spec = small.model_copy(update={"stages": (deep_stage,)})
+    units = plan(spec)
+    assert len(units) == 4 and units[2].count == 10**6 - 1
+    c = cost(spec)
+    one = cost(small)
+    assert c.stages[1].blocks == 10**6
+    assert c.stages[1].params == (10**6 // 2) * one.stages[1].params
+
+
+@st.composite
+def deeper_specs(draw):
+    """The vocabulary's combinations (``test_properties.specs``) with deeper stages, so that
+    runs of equal blocks occur, at an odd input size and batch."""
+    data = draw(specs())
+    for stage in data["stages"]:
+        stage["depth"] = draw(st.integers(1, 4))
+    return data, draw(st.sampled_from([8, 15, 16, 33])), draw(st.integers(1, 3))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(deeper_specs())
+def test_random_specs_cost_per_unit_as_the_whole_model(drawn):
+    data, size, batch = drawn
+    try:
+        spec = parse_spec(data)
+    except SpecError:
+        assume(False)
+    assert cost(spec, size, batch) == _cost_whole_model(spec, size, batch)
+
+
+def test_the_memo_follows_the_default_dtype():
+    spec = parse_spec({"stem": "cifar", "stages": [{"depth": 2, "width": 8}]})
+    single = cost(spec)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        double = cost(spec)
+        assert double == _cost_whole_model(spec)
+    finally:
+        torch.set_default_dtype(previous)
+    assert double.activation_bytes == 2 * single.activation_bytes
+    assert (double.params, double.macs) == (single.params, single.macs)
+
+
+def test_cost_locates_a_block_that_cannot_build_like_build_does():
+    spec = parse_spec({"stem": "cifar", "stages": [{"depth": 1, "width": 16},
+                                                   {"depth": 2, "width": 32, "stride": 2}]})
+    stage = spec.stages[1].model_copy(update={"shortcut": "identity"})
+    broken = spec.model_copy(update={"stages": (spec.stages[0], stage)})
+    with pytest.raises(SpecError) as built:
+        build(broken)
+    with pytest.raises(SpecError) as costed:
+        cost(broken)
+    assert costed.value.path == built.value.path == "stages[1]"
+    assert str(costed.value) == str(built.value) and "block 0" in str(costed.value)
