@@ -103,16 +103,25 @@ def _path(text: str, what: str) -> Path:
 
 
 def storage(text: str) -> str:
-    """An Optuna storage: an RDB URL that SQLAlchemy can parse and has a dialect for
+    """An Optuna storage: a journal file (a path ending in ``.journal``, in an existing folder),
+    or an RDB URL that SQLAlchemy can parse and has a dialect for
     (``sqlite:///study.db``, ``postgresql://...``); an SQLite file must be a file (or not
     exist yet) in an existing folder, and not ``:memory:``, which worker processes cannot share."""
     if not text.strip():
         raise argparse.ArgumentTypeError("must be an RDB URL such as sqlite:///study.db, "
                                          "not empty")
+    if "://" not in text and text.endswith(".journal"):  # Optuna's journal file storage
+        path = _path(text, "a journal file")
+        if path.exists() and not path.is_file():
+            raise argparse.ArgumentTypeError(f"{shown(text)} is not a regular file")
+        if not path.parent.resolve().is_dir():
+            raise argparse.ArgumentTypeError(
+                f"the folder of the journal file {shown(text)} does not exist")
+        return text
     if "://" not in text:
         raise argparse.ArgumentTypeError(
             f"{shown(text)} is not a URL; an SQLite file is sqlite:///PATH "
-            f"(sqlite:///{clip(text)})")
+            f"(sqlite:///{clip(text)}), a journal file a path ending in .journal")
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 

@@ -409,9 +409,14 @@ def study_importances(exp: Experiment) -> tuple[dict[str, float], str, str]:
     from resbench._compat.optuna import quiet
 
     try:
-        rdb = optuna.storages.RDBStorage(storage, skip_table_creation=True)
+        if "://" in storage:  # an RDB URL; else a journal file (the local runner's default)
+            stored = optuna.storages.RDBStorage(storage, skip_table_creation=True)
+        else:
+            from optuna.storages.journal import JournalFileBackend
+
+            stored = optuna.storages.JournalStorage(JournalFileBackend(storage))
         with quiet():
-            study = optuna.load_study(study_name=exp.study_name, storage=rdb)
+            study = optuna.load_study(study_name=exp.study_name, storage=stored)
         done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         if len(done) < 2:
             raise NotAvailable(f"the study has {len(done)} completed trial(s); importances "
@@ -440,10 +445,14 @@ def study_importances(exp: Experiment) -> tuple[dict[str, float], str, str]:
 
 
 def _storage_url(exp: Experiment) -> str:
-    """The study's storage: the manifest's URL if it records one, else the folder's study.db."""
+    """The study's storage: the manifest's URL (or journal file) if it records one, else the
+    folder's study.db (experiments of earlier versions) or study.journal."""
     url = exp.search.get("storage")
     if url:
         return str(url)
+    journal = exp.folder / "study.journal"
+    if journal.is_file() and not (exp.folder / "study.db").is_file():
+        return str(journal.resolve())
     local = exp.folder / "study.db"
     if not local.is_file():
         runner = exp.search.get("runner")

@@ -47,7 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--results", default="results", type=cli_types.results_root,
                         help="results root (default: results)")
     parser.add_argument("--sampler", choices=SAMPLERS, help="default: tpe, nsga2 for several objectives")
-    parser.add_argument("--pruner", choices=PRUNERS, help="local runner's pruner (default: median)")
+    parser.add_argument("--pruner", choices=PRUNERS, help="local runner's pruner (default: median; "
+                        "none for several objectives, which Optuna cannot prune)")
     parser.add_argument("--scheduler", choices=SCHEDULERS, default="asha",
                         help="ray runner's trial scheduler (default: asha)")
     parser.add_argument("--seed", type=cli_types.seed32, help="training seed of every trial")
@@ -55,7 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-params", help="reject samples with more parameters, untrained")
     parser.add_argument("--max-macs", help="reject samples with more MACs, untrained")
     parser.add_argument("--storage", type=cli_types.storage,
-                        help="Optuna RDB URL (default: sqlite in the experiment folder)")
+                        help="Optuna RDB URL, or a journal file path ending in .journal (default: "
+                        "study.journal in the experiment folder; study.db where one exists)")
     parser.add_argument("--workers", type=cli_types.positive, default=1,
                         help="local runner: worker processes sharing the study")
     parser.add_argument("--retries", type=int, default=1,
@@ -116,10 +118,7 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
 def run(args: argparse.Namespace) -> int:
     from resbench.search import run_search
 
-    config = config_from_args(args)
-    if config.multi_objective and args.pruner not in (None, "none"):
-        print("note: pruning is off: Optuna prunes single-objective searches only",
-              file=sys.stderr)
+    config = config_from_args(args)  # a pruner with several objectives is refused there
     result = run_search(config)
     c = result.counts
     print(f"{config.experiment}: {c.get('done', 0)} trials in {result.seconds:.1f}s "

@@ -1,6 +1,7 @@
 """What a search needs to run, whichever runner runs it, and what it returns."""
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,12 +12,32 @@ from resbench.spec.space import PRUNERS, SAMPLERS, Space
 from resbench.store import Store, experiment_dir
 
 SCHEDULERS = ("asha", "hyperband", "none")
+SQLITE_FILE = "study.db"  # the study of experiments made before the journal became the default
+JOURNAL_FILE = "study.journal"  # the default study: Optuna's journal, safe for parallel workers
 
 
 def default_sampler(objectives: tuple[Objective, ...] | tuple[str, ...]) -> str:
     """The sampler when neither the space's ``search:`` section nor a flag names one: TPE for
     one objective, NSGA-II for several (TPE's single-objective history cannot rank a front)."""
     return "nsga2" if len(objectives) > 1 else "tpe"
+
+
+def default_pruner(objectives: tuple[Objective, ...] | tuple[str, ...]) -> str:
+    """The pruner when neither the space nor a flag names one: median for one objective, none
+    for several (Optuna cannot prune multi-objective trials)."""
+    return "none" if len(objectives) > 1 else "median"
+
+
+def derived_seed(seed: int | None, worker: int, existing: int) -> int | None:
+    """The sampler seed of worker ``worker`` starting on a study that holds ``existing`` trials.
+
+    A fresh single-worker search uses ``seed`` itself; another worker, or a resumed search, gets
+    a seed derived from all three, so that it does not replay the points the seed drew before
+    (or draws beside it), and the same run repeated derives the same seeds."""
+    if seed is None or (worker == 0 and existing == 0):
+        return seed
+    digest = hashlib.sha256(f"resbench-sampler:{seed}:{worker}:{existing}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")
 
 
 @dataclass(frozen=True)
@@ -43,13 +64,13 @@ class SearchConfig:
     trials: int
     runner: str = "local"
     sampler: str | None = None  # None: default_sampler(objectives)
-    pruner: str = "median"
+    pruner: str | None = None  # None: default_pruner(objectives)
     sampler_seed: int | None = None
     seed: int | None = None  # training seed of every trial (default: the recipe's first seed)
     max_params: int | None = None
     max_macs: int | None = None
     results_root: Path = Path("results")
-    storage: str | None = None  # Optuna RDB URL (default: sqlite in the experiment folder)
+    storage: str | None = None  # an Optuna RDB URL or a journal file (default: see storage_url)
     workers: int = 1  # local runner: processes sharing the study
     retries: int = 1  # extra attempts for a trial that fails (exception, out of memory)
     resume: bool = False
@@ -64,6 +85,8 @@ class SearchConfig:
         object.__setattr__(self, "results_root", Path(self.results_root).resolve())
         if self.sampler is None:
             object.__setattr__(self, "sampler", default_sampler(self.objectives))
+        if self.pruner is None:
+            object.__setattr__(self, "pruner", default_pruner(self.objectives))
         for kind, value, allowed in (("sampler", self.sampler, SAMPLERS),
                                      ("pruner", self.pruner, PRUNERS),
                                      ("scheduler", self.ray.scheduler, SCHEDULERS)):
@@ -71,6 +94,11 @@ class SearchConfig:
                 raise unknown(kind, value, allowed)
         if self.trials < 1 or self.workers < 1 or self.retries < 0:
             raise UserError("trials and workers must be >= 1 and retries >= 0")
+        if len(self.objectives) > 1 and self.pruner != "none":
+            raise UserError(f"pruner {self.pruner!r} cannot be used with several objectives "
+                            f"({', '.join(o.name for o in self.objectives)}): Optuna prunes "
+                            "single-objective studies only; drop the pruner (--pruner none, or "
+                            "no search.pruner) or keep one objective")
         if self.sampler == "grid":
             self.space.grid()  # refuses continuous ranges with a located error
         experiment_dir(self.experiment, self.results_root)  # refuses names escaping results/
@@ -112,7 +140,16 @@ class SearchConfig:
 
     @property
     def storage_url(self) -> str:
-        return self.storage or f"sqlite:///{self.path / 'study.db'}"
+        """Where the study lives: ``storage`` if given (an RDB URL, or a journal file path);
+        else the experiment's ``study.db`` where an earlier version made one (so it resumes);
+        else its ``study.journal``, Optuna's journal file storage, which parallel workers share
+        without SQLite's "database is locked" failures."""
+        if self.storage:
+            return self.storage
+        db = self.path / SQLITE_FILE
+        if db.is_file():
+            return f"sqlite:///{db}"
+        return str(self.path / JOURNAL_FILE)
 
     @property
     def multi_objective(self) -> bool:

@@ -1,5 +1,7 @@
-"""The local runner: an Optuna study in the experiment's SQLite file (or any RDB URL), run by
-one or more worker processes on this machine that share it through its storage.
+"""The local runner: an Optuna study in the experiment's journal file (``study.journal``; an
+older experiment's ``study.db``; or any RDB URL), run by one or more worker processes on this
+machine that share it through its storage. One driver runs an experiment at a time
+(``search/lock.py``).
 
 Each Optuna trial samples the space, checks the cost constraints (an infeasible point is written
 as an ``infeasible`` record and told to Optuna as *pruned*, so TPE learns to avoid the region
@@ -8,6 +10,7 @@ again, and otherwise calls ``run_trial`` with a reporter that feeds Optuna's pru
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -24,6 +27,7 @@ from resbench.search.candidate import (
     untrained_record,
 )
 from resbench.search.config import SearchConfig, SearchResult
+from resbench.search.lock import driver_lock, worker_lock
 from resbench.search.optuna_study import (
     DISCARDED,
     TrialSampler,
@@ -32,6 +36,7 @@ from resbench.search.optuna_study import (
     counts,
     describe_best,
     discard_interrupted,
+    make_sampler,
     open_study,
     running_epochs,
 )
@@ -44,21 +49,26 @@ REUSABLE = ("completed", "diverged", "pruned")  # a stored record of these is no
 
 
 def run_local(config: SearchConfig) -> SearchResult:
-    """Run or resume the search until ``config.trials`` trials have finished."""
+    """Run or resume the search until ``config.trials`` trials have finished (``join``: add
+    workers to a search another driver runs, without its driver lock)."""
     started = time.monotonic()
-    study = prepare_study(config)
-    progress = Progress(config.experiment, config.trials, enabled=config.progress)
-    try:
-        if config.workers == 1:
-            with progress.watching(lambda: (counts(study), describe_best(study, config),
-                                            running_epochs(study))):
-                worker(config, on_done=lambda s: progress.update(counts(s),
-                                                                 describe_best(s, config)))
-        else:
-            _run_workers(config, study, progress)
-    finally:
-        progress.close()
-    return finish(config, study, time.monotonic() - started)
+    lock = contextlib.nullcontext() if config.join else driver_lock(config.path, config.experiment)
+    with lock:
+        study = prepare_study(config)
+        existing = len(counted(study))  # seeds the workers' samplers (make_sampler)
+        progress = Progress(config.experiment, config.trials, enabled=config.progress)
+        try:
+            if config.workers == 1:
+                with progress.watching(lambda: (counts(study), describe_best(study, config),
+                                                running_epochs(study))):
+                    worker(config, study=study, existing=existing,
+                           on_done=lambda s: progress.update(counts(s),
+                                                             describe_best(s, config)))
+            else:
+                _run_workers(config, study, progress, existing)
+        finally:
+            progress.close()
+        return finish(config, study, time.monotonic() - started)
 
 
 def prepare_study(config: SearchConfig) -> Any:
@@ -94,15 +104,23 @@ def finish(config: SearchConfig, study: Any, seconds: float) -> SearchResult:
 
 # ----- one worker --------------------------------------------------------------------------
 
-def worker(config: SearchConfig, on_done: Any = None) -> None:
-    """Ask, evaluate and tell trials until the study holds the requested number of them."""
-    study = open_study(config)
-    cache = DataCache(max_entries=DATA_SETS_PER_WORKER)  # this worker's, until it returns
-    store = config.store
-    while (trial := ask_within_budget(study, config.trials)) is not None:
-        evaluate(config, study, trial, cache, store)
-        if on_done is not None:
-            on_done(study)
+def worker(config: SearchConfig, on_done: Any = None, *, index: int = 0, existing: int = 0,
+           study: Any = None) -> None:
+    """Ask, evaluate and tell trials until the study holds the requested number of them.
+
+    ``index`` is this worker's number among the run's and ``existing`` the trials the study
+    held when the run started: they derive its sampler's seed (``make_sampler``), so workers
+    and resumed runs with a fixed ``sampler_seed`` draw new points, not the same ones again.
+    """
+    with worker_lock(config.path):
+        study = study if study is not None else open_study(config)
+        study.sampler = make_sampler(config, worker=index, existing=existing)
+        cache = DataCache(max_entries=DATA_SETS_PER_WORKER)  # this worker's, until it returns
+        store = config.store
+        while (trial := ask_within_budget(study, config.trials)) is not None:
+            evaluate(config, study, trial, cache, store)
+            if on_done is not None:
+                on_done(study)
 
 
 def ask_within_budget(study: Any, budget: int) -> Any:
@@ -150,10 +168,12 @@ def evaluate(config: SearchConfig, study: Any, trial: Any, cache: DataCache, sto
 
 
 def reusable_record(store: Store, key: str) -> TrialRecord | None:
-    """A stored record of the same trial that need not run again (failed ones run again)."""
-    if store.has(key, REUSABLE):
-        return store.read_record(key)
-    return None
+    """A stored record of the same trial that need not run again (failed ones run again);
+    the file is read once."""
+    if not store.record_path(key).is_file():
+        return None
+    record = store.read_record(key)
+    return record if record.status in REUSABLE else None
 
 
 def train(config: SearchConfig, cand: Candidate, trial: Any, info: SearchInfo) -> TrialRecord:
@@ -206,24 +226,25 @@ def tell(config: SearchConfig, study: Any, trial: Any, record: TrialRecord) -> N
 
 # ----- several workers ---------------------------------------------------------------------
 
-def _worker_main(config: SearchConfig, threads: int) -> None:
+def _worker_main(config: SearchConfig, threads: int, index: int, existing: int) -> None:
     """The entry point of one worker process: its share of the cores, then its trials."""
     from resbench._compat.optuna import quiet
     from resbench.train.threads import set_threads
 
     set_threads(threads)
     with quiet():
-        worker(config)
+        worker(config, index=index, existing=existing)
 
 
-def _run_workers(config: SearchConfig, study: Any, progress: Progress) -> None:
+def _run_workers(config: SearchConfig, study: Any, progress: Progress, existing: int) -> None:
     """``config.workers`` processes share the study; this one shows progress until they end."""
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")
     threads = max(1, (os.cpu_count() or 1) // config.workers)
-    procs = [ctx.Process(target=_worker_main, args=(config, threads), daemon=False)
-             for _ in range(config.workers)]
+    procs = [ctx.Process(target=_worker_main, args=(config, threads, index, existing),
+                         daemon=False)
+             for index in range(config.workers)]
     for p in procs:
         p.start()
     try:

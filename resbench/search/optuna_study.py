@@ -4,10 +4,11 @@ from __future__ import annotations
 import warnings
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from resbench.errors import UserError
-from resbench.search.config import SearchConfig
+from resbench.search.config import SearchConfig, derived_seed
 
 if TYPE_CHECKING:
     import optuna
@@ -49,10 +50,13 @@ def optuna_grid(config: SearchConfig) -> dict[str, list[Any]]:
             for name, values in grid.items()}
 
 
-def make_sampler(config: SearchConfig) -> optuna.samplers.BaseSampler:
+def make_sampler(config: SearchConfig, *, worker: int = 0,
+                 existing: int = 0) -> optuna.samplers.BaseSampler:
+    """The config's sampler, for worker ``worker`` of a study holding ``existing`` trials (its
+    seed is derived from those, so workers and resumed runs do not replay points)."""
     import optuna
 
-    seed = config.sampler_seed
+    seed = derived_seed(config.sampler_seed, worker, existing)
     if config.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if config.sampler == "grid":
@@ -85,17 +89,34 @@ def make_pruner(config: SearchConfig) -> optuna.pruners.BasePruner:
 
 
 def storage(config: SearchConfig) -> optuna.storages.BaseStorage:
-    """The study's RDB storage; SQLite waits for locks rather than failing under parallel workers."""
-    import optuna
-
+    """The study's storage (``config.storage_url``): a journal file, or an RDB URL (SQLite waits
+    for locks rather than failing at once under parallel workers). One that cannot be read is a
+    UserError saying how to recover."""
     from sqlalchemy.exc import DatabaseError
 
     url = config.storage_url
-    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+        return open_storage(url)
     except DatabaseError as e:  # a damaged or foreign file ("file is not a database")
         raise UserError(_unreadable_study(config, e)) from None
+    except ValueError as e:  # a journal whose lines are not Optuna's JSON log
+        if "://" in url:
+            raise
+        raise UserError(_unreadable_study(config, e)) from None
+
+
+def open_storage(url: str) -> optuna.storages.BaseStorage:
+    """An Optuna storage from a URL (``sqlite:///...``, ``postgresql://...``: RDB) or a path
+    (a journal file, created on first use; it appends one line per change under a file lock,
+    so processes on one machine, or on a file system with working links, share it)."""
+    import optuna
+
+    if "://" not in url:
+        from optuna.storages.journal import JournalFileBackend
+
+        return optuna.storages.JournalStorage(JournalFileBackend(url))
+    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
 
 
 def _unreadable_study(config: SearchConfig, error: Exception) -> str:
@@ -104,14 +125,17 @@ def _unreadable_study(config: SearchConfig, error: Exception) -> str:
     if config.storage:
         return (f"cannot open the study storage {config.storage}: {cause}; repair it or use "
                 "another --storage (finished trials' records are reused, not trained again)")
-    path = config.path / "study.db"
+    url = config.storage_url
+    path = Path(url.removeprefix("sqlite:///")) if "://" not in url or url.startswith(
+        "sqlite:///") else config.path / "study.db"
     return (f"{path}: the Optuna study is unreadable ({cause}); to recover, remove it "
             f"(rm {path}) and run the search again: the trials recorded in "
             f"{config.path / 'trials'} are reused, not trained again")
 
 
 def open_study(config: SearchConfig, *, sampler: Any = None, create: bool = True) -> optuna.Study:
-    """Create or load the experiment's study (its name is the experiment's)."""
+    """Create or load the experiment's study (its name is the experiment's). Its sampler is
+    ``sampler``, or the config's for a first worker (see :func:`make_sampler`)."""
     import optuna
 
     from resbench._compat.optuna import quiet

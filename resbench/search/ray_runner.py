@@ -50,6 +50,7 @@ from resbench.search.candidate import (
 )
 from resbench.search.config import SearchConfig, SearchResult
 from resbench.search.local import REUSABLE, finish, reusable_record
+from resbench.search.lock import driver_lock
 from resbench.search.optuna_study import (
     TrialSampler,
     counts,
@@ -199,19 +200,20 @@ def _trial_in_worker(tune_config: dict[str, Any], config: SearchConfig) -> None:
                        worker=os.getpid(), ray=where)
     store = config.store
 
-    def final(record: TrialRecord, cached: bool = False) -> None:
+    def final(record: TrialRecord, cached: bool = False, write: bool = False) -> None:
         where.finished = time.time()
         if record.search is None:
             record.search = info
+        if write:  # what is stored is what is reported, so the driver need not write it again
+            store.write_record(record)
         tune.report({**{o.name: o.value(record) for o in config.objectives},
                      "status": record.status, "final": True, "cached": cached,
                      "key": cand.key, "record": canonical_json(record.to_json())})
 
     if not cand.feasible:
         record = untrained_record(config, cand, "infeasible", "; ".join(cand.violations), info)
-        if not store.has(cand.key):  # never replace a result trained under looser limits
-            store.write_record(record)
-        return final(record)
+        # never replace a result trained under looser limits
+        return final(record, write=not store.has(cand.key))
     prior = reusable_record(store, cand.key)
     if prior is not None:
         return final(prior, cached=True)
@@ -249,8 +251,7 @@ def _trial_in_worker(tune_config: dict[str, Any], config: SearchConfig) -> None:
         # Let Tune retry it (FailureConfig.max_failures); RecordWriter records the last failure.
         raise RuntimeError(f"trial {cand.key} failed: {record.reason}")
     record.search = info
-    store.write_record(record)
-    final(record)
+    final(record, write=True)
 
 
 # ----- the driver ----------------------------------------------------------------------------
@@ -285,9 +286,11 @@ def _callback_class() -> type:
                 store = self.config.store
                 if result.get("final"):
                     # A reused record is in the store already; an infeasible one never
-                    # replaces a result trained under looser limits.
+                    # replaces a result trained under looser limits; on a shared file system
+                    # the trainable has written this very record (not written twice).
                     if not result.get("cached") and not (
-                            record.status == "infeasible" and store.has(record.key)):
+                            record.status == "infeasible" and store.has(record.key)) \
+                            and not _holds(store, record):
                         store.write_record(record)
                 elif not store.has(record.key, REUSABLE):
                     record.reason = (f"stopped by the {self.config.ray.scheduler} scheduler "
@@ -302,6 +305,16 @@ def _callback_class() -> type:
             self._update()
 
     return RecordWriter
+
+
+def _holds(store: Any, record: TrialRecord) -> bool:
+    """Whether the store already holds exactly ``record`` (a read, cheaper than a durable write)."""
+    if not store.record_path(record.key).is_file():
+        return False
+    try:
+        return store.read_record(record.key).to_json() == record.to_json()
+    except UserError:
+        return False  # a corrupt file: the driver's copy replaces it
 
 
 def failed_record(config: SearchConfig, trial: Any, cache: DataCache) -> TrialRecord:
@@ -328,7 +341,13 @@ def _error_text(trial: Any) -> str | None:
 
 
 def run_ray(config: SearchConfig) -> SearchResult:
-    """Run, or with ``config.resume`` continue, the search on a Ray cluster."""
+    """Run, or with ``config.resume`` continue, the search on a Ray cluster (one driver per
+    experiment at a time: a second, a ``--resume`` of a live search say, is refused)."""
+    with driver_lock(config.path, config.experiment):
+        return _run_ray(config)
+
+
+def _run_ray(config: SearchConfig) -> SearchResult:
     from ray import tune
 
     from resbench._compat.ray import set_callbacks, sigint_raises, snapshot_period

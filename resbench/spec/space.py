@@ -98,7 +98,7 @@ class SearchSettings:
     max_params: int | None = None
     max_macs: int | None = None
     sampler: str | None = None  # None: resbench.search.config.default_sampler(objectives)
-    pruner: str = "median"
+    pruner: str | None = None  # None: resbench.search.config.default_pruner(objectives)
     trials: int = 20
     seed: int | None = None  # training seed of every trial (default: the recipe's first seed)
     sampler_seed: int | None = None

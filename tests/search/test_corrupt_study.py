@@ -1,4 +1,5 @@
-"""Fault injection: a corrupt or truncated study.db is one clear error saying how to recover,
+"""Fault injection: a corrupt or truncated study.db (of an experiment made before the journal
+file became the default) is one clear error saying how to recover,
 and removing it (as the message says) reuses the finished trials' records."""
 from __future__ import annotations
 
@@ -22,8 +23,10 @@ def config(path: Path, tmp_path: Path, **kw) -> SearchConfig:
 @pytest.mark.parametrize("damage", ["random_bytes", "truncated"])
 def test_a_corrupt_study_says_how_to_recover(write_space, tmp_path, damage):
     path = write_space(tiny_space(recipe={"epochs": 1}, search={"pruner": "none"}))
-    first = run_search(config(path, tmp_path, trials=2))
-    db = first.path / "study.db"
+    # an experiment of an earlier version, whose study is the SQLite study.db (new ones get a
+    # journal file): later runs without --storage keep using it
+    db = tmp_path / "results" / "tiny" / "study.db"
+    run_search(config(path, tmp_path, trials=2, storage=f"sqlite:///{db}"))
     content = db.read_bytes()
     db.write_bytes(bytes(range(256)) * 16 if damage == "random_bytes" else content[:1024])
     with pytest.raises(UserError) as error:
