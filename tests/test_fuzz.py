@@ -155,10 +155,10 @@ def mutated_spec(draw) -> str:
         where = draw(st.sampled_from(["top", "stage", "recipe"]))
         if where == "top":
             spec[draw(st.sampled_from(FIELDS))] = draw(values)
-        elif where == "stage":
-            spec["stages"][draw(st.integers(0, 1))][draw(st.sampled_from(STAGE_FIELDS))] = \
-                draw(values)
-        else:
+        elif where == "stage" and isinstance(spec.get("stages"), list) and spec["stages"] \
+                and isinstance(spec["stages"][-1], dict):
+            spec["stages"][-1][draw(st.sampled_from(STAGE_FIELDS))] = draw(values)
+        elif isinstance(spec.get("recipe"), dict):
             spec["recipe"][draw(st.sampled_from(RECIPE_FIELDS))] = draw(values)
     return dumps(spec)
 

@@ -54,7 +54,7 @@ def read_file(path: str | Path) -> dict[str, Any]:
         _check_json_depth(text, path)
     try:
         if path.suffix.lower() == ".json":
-            data = json.loads(text)
+            data = json.loads(text, object_pairs_hook=_json_object)
         else:
             data = _BoundedLoader(text).load()
     except yaml.MarkedYAMLError as exc:
@@ -211,6 +211,16 @@ class _BoundedLoader(yaml.SafeLoader):
                         "mapping)", key_node.start_mark)
                 seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+
+def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object; a key given twice is refused (``json`` would keep the last silently)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {shown(key)} (a key may appear once in an object)")
+        out[key] = value
+    return out
 
 
 def _check_json_depth(text: str, path: Path) -> None:

@@ -47,6 +47,7 @@ def billion_laughs(levels: int) -> str:
      "duplicate key 'stem'"),
     ("dup.yaml", "stem: cifar\nstages: [{depth: 1, width: 8, depth: 2}]\n",
      "duplicate key 'depth'"),
+    ("dup.json", '{"stem": "cifar", "stem": "deep", "stages": []}', "duplicate key 'stem'"),
     ("surrogate.json", '{"name": "a\\ud800", "stem": "cifar", "stages": [{"depth": 1, "width": 8}]}',
      "name: a lone UTF-16 surrogate"),
     ("surrogate.yaml", SPEC + 'description: "\\udc80"\n', "description: a lone UTF-16 surrogate"),
