@@ -362,8 +362,8 @@ def _problem(err: Any, model: type[BaseModel], file: str | Path | None, prefix: 
 def format_path(loc: tuple[Any, ...]) -> str:
     """``("stages", 2, "shortcut")`` → ``"stages[2].shortcut"``."""
     out = ""
-    for part in loc:
-        out = f"{out}[{part}]" if isinstance(part, int) else join_path(out, str(part))
+    for part in loc:  # a key of any length may be misspelt: each is quoted bounded
+        out = f"{out}[{part}]" if isinstance(part, int) else join_path(out, clip(str(part), 60))
     return out
 
 

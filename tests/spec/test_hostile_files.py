@@ -253,3 +253,10 @@ def test_the_deepest_and_widest_published_nets_still_validate():
     bit_wide = parse_spec({"stem": "imagenet", "block": "bottleneck", "stages": [
         {"depth": 3, "width": 2048, "stride": 2}]})  # BiT R152x4's widest stage: 8192 channels
     assert bit_wide.stage_channels()[-1] == 8192
+
+
+def test_field_paths_quote_long_keys_bounded():
+    err = parse_error({"stem": "cifar", "stages": [{"depth": 1, "width": 8}],
+                       "recipe": {"k" * 50_000: 1}})
+    assert err.path.startswith("recipe.kkk") and len(err.path) < 120
+    assert len(str(err)) < 1000
