@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("show", help="per-stage table of blocks, shapes, params and MACs",
                        description="Print a spec's stages with output shape, params and MACs.")
     p.add_argument("spec", type=lambda text: Path(cli_types.path_text(text)), metavar="SPEC")
-    p.add_argument("--input-size", type=cli_types.positive, default=None,
+    p.add_argument("--input-size", type=cli_types.input_size, default=None,
                    help="input resolution (default: the spec's input_size)")
     p.set_defaults(func=_show)
 

@@ -62,6 +62,16 @@ def threads(text: str) -> int:
     return value
 
 
+def input_size(text: str) -> int:
+    """An input resolution within the spec language's bound (``Spec.input_size``)."""
+    from resbench.spec.schema import MAX_INPUT_SIZE
+
+    value = positive(text)
+    if value > MAX_INPUT_SIZE:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_INPUT_SIZE}, got {shown(value)}")
+    return value
+
+
 MAX_WORKERS = 1024
 
 

@@ -42,6 +42,7 @@ def flag_error(capsys, *argv: str) -> str:
     (["search", "s.yaml", "--storage", "sqlite:///:memory:"], "in-memory SQLite study"),
     (["search", "s.yaml", "--storage", "sqlite:////no/such/folder/x.db"], "does not exist"),
     (["show", "s.yaml", "--input-size", "-3"], "--input-size: must be an integer >= 1"),
+    (["show", "s.yaml", "--input-size", "1000000000"], "--input-size: must be at most 16384"),
     (["report", "r", "-o", "/proc/out"], "-o/--out: '/proc/out' is under /proc"),
     (["bench", "--bogus"], "unrecognized arguments: --bogus"),
     (["validate", ""], "must name a file or folder, not be empty"),
