@@ -111,6 +111,10 @@ CORPUS = [
     case(["bench", "s.json", *BENCH], {"s.json": spec_with(recipe={
         **SPEC["recipe"], "data": {"name": "imagefolder", "root": "/etc"}})}),
     case(["validate", "s.yaml"], {"s.yaml": "stem: cifar\nstagez: [{depth: 1, width: 8}]\n"}),
+    case(["bench", "s.json", *BENCH], {"s.json": spec_with(recipe={
+        **SPEC["recipe"], "transfer": {"init": "a\0b.pt"}})}),
+    case(["bench", "s.json", *BENCH], {"s.json": spec_with(recipe={
+        **SPEC["recipe"], "transfer": {"init": "fifo.pt"}})}, fifos=["fifo.pt"]),
     case(["report", "nothing", "-o", "out"]),
     case(["report", "f", "-o", "out"], {"f": "x"}),
     # and the ordinary path, which must still work

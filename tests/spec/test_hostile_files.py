@@ -202,6 +202,13 @@ def test_search_seeds_are_32_bit():
                      "search": {"sampler_seed": 2**70}}, file="space.yaml")
 
 
+def test_transfer_init_must_be_a_path():
+    from resbench.spec.recipe import locate_layer
+
+    with pytest.raises(SpecError, match=r"s.yaml: transfer.init: init contains a NUL byte"):
+        locate_layer({"transfer": {"init": "a\0b.pt"}}, "s.yaml")
+
+
 def test_data_root_must_be_a_path():
     from resbench.spec.recipe import parse_recipe
 
