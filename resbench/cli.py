@@ -160,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Print a spec's stages with output shape, params and MACs.")
     p.add_argument("spec", type=cli_types.path_text, metavar="SPEC",
                    help="a spec file or a library name (resnet50)")
-    p.add_argument("--input-size", type=cli_types.positive, default=None,
+    p.add_argument("--input-size", type=cli_types.input_size, default=None,
                    help="input resolution (default: the spec's input_size)")
     p.set_defaults(func=_show)
 

@@ -6,6 +6,7 @@ system look only at what the value names (stat, never open or create)."""
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import typing
 from pathlib import Path
@@ -58,6 +59,46 @@ def threads(text: str) -> int:
         raise argparse.ArgumentTypeError(
             f"must be 0 (torch's default) or a thread count up to {MAX_THREADS} "
             f"(this machine has {os.cpu_count()} cores), got {shown(value)}")
+    return value
+
+
+def input_size(text: str) -> int:
+    """An input resolution within the spec language's bound (``Spec.input_size``)."""
+    from resbench.spec.schema import MAX_INPUT_SIZE
+
+    value = positive(text)
+    if value > MAX_INPUT_SIZE:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_INPUT_SIZE}, got {shown(value)}")
+    return value
+
+
+MAX_WORKERS = 1024
+
+
+def workers(text: str) -> int:
+    """Worker processes: 1 up to :data:`MAX_WORKERS` (each is a process with its own torch)."""
+    value = positive(text)
+    if value > MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_WORKERS}, got {shown(value)}")
+    return value
+
+
+def retries(text: str) -> int:
+    """Extra attempts of a failing trial: 0 to 100."""
+    value = _integer(text)
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"must be an integer from 0 to 100, got {shown(value)}")
+    return value
+
+
+def share(text: str) -> float:
+    """A finite, non-negative resource share (CPUs or GPUs per trial; 0.5 shares a GPU)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{shown(text)} is not a number") from None
+    if not math.isfinite(value) or value < 0 or value > 2**20:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {shown(text)}")
     return value
 
 

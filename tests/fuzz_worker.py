@@ -53,7 +53,8 @@ def main() -> None:
             start = time.perf_counter()
             with tempfile.TemporaryDirectory() as folder:
                 code, err = run_case(case, folder)
-            log.write(json.dumps({"case": i, "code": code, "stderr": err[-3000:],
+            err = err if len(err) < 3000 else f"{err[:1500]}\n[...]\n{err[-1500:]}"
+            log.write(json.dumps({"case": i, "code": code, "stderr": err,
                                   "seconds": round(time.perf_counter() - start, 2)}) + "\n")
             log.flush()
 

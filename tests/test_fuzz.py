@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from tests.conftest import REPO
 
 ADDRESS_SPACE = 6 * 2**30  # importing torch maps about 3.5 GiB; a blow-up passes this quickly
-BATCH_TIMEOUT_S = 240
-CASE_SECONDS = 30
+BATCH_TIMEOUT_S = 300
+CASE_SECONDS = 90  # a valid drawn recipe may train (up to 70 epochs of 16 images)
 WORKERS = 2
 
 SPEC = {"stem": "cifar", "num_classes": 10, "shortcut": "zero_pad",
@@ -111,6 +111,10 @@ CORPUS = [
     case(["bench", "s.json", *BENCH], {"s.json": spec_with(recipe={
         **SPEC["recipe"], "data": {"name": "imagefolder", "root": "/etc"}})}),
     case(["validate", "s.yaml"], {"s.yaml": "stem: cifar\nstagez: [{depth: 1, width: 8}]\n"}),
+    case(["bench", "s.json", *BENCH], {"s.json": spec_with(recipe={
+        **SPEC["recipe"], "transfer": {"init": "a\0b.pt"}})}),
+    case(["bench", "s.json", *BENCH], {"s.json": spec_with(recipe={
+        **SPEC["recipe"], "transfer": {"init": "fifo.pt"}})}, fifos=["fifo.pt"]),
     case(["report", "nothing", "-o", "out"]),
     case(["report", "f", "-o", "out"], {"f": "x"}),
     # and the ordinary path, which must still work
@@ -155,10 +159,10 @@ def mutated_spec(draw) -> str:
         where = draw(st.sampled_from(["top", "stage", "recipe"]))
         if where == "top":
             spec[draw(st.sampled_from(FIELDS))] = draw(values)
-        elif where == "stage":
-            spec["stages"][draw(st.integers(0, 1))][draw(st.sampled_from(STAGE_FIELDS))] = \
-                draw(values)
-        else:
+        elif where == "stage" and isinstance(spec.get("stages"), list) and spec["stages"] \
+                and isinstance(spec["stages"][-1], dict):
+            spec["stages"][-1][draw(st.sampled_from(STAGE_FIELDS))] = draw(values)
+        elif isinstance(spec.get("recipe"), dict):
             spec["recipe"][draw(st.sampled_from(RECIPE_FIELDS))] = draw(values)
     return dumps(spec)
 

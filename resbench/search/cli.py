@@ -58,9 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--storage", type=cli_types.storage,
                         help="Optuna RDB URL, or a journal file path ending in .journal (default: "
                         "study.journal in the experiment folder; study.db where one exists)")
-    parser.add_argument("--workers", type=cli_types.positive, default=1,
+    parser.add_argument("--workers", type=cli_types.workers, default=1,
                         help="local runner: worker processes sharing the study")
-    parser.add_argument("--retries", type=int, default=1,
+    parser.add_argument("--retries", type=cli_types.retries, default=1,
                         help="extra attempts for a trial that raises or runs out of memory")
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted search of the same experiment")
@@ -69,10 +69,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "elsewhere on the same --storage (its running trials are left alone)")
     parser.add_argument("--address", help="ray runner: attach to this cluster (e.g. auto or "
                         "HOST:6379); without it a local cluster starts in-process")
-    parser.add_argument("--cpus-per-trial", type=float, default=1.0)
-    parser.add_argument("--gpus-per-trial", type=float, default=0.0,
+    parser.add_argument("--cpus-per-trial", type=cli_types.share, default=1.0)
+    parser.add_argument("--gpus-per-trial", type=cli_types.share, default=0.0,
                         help="fractions share a GPU, e.g. 0.5")
-    parser.add_argument("--max-concurrent", type=int, help="ray runner: trials at once")
+    parser.add_argument("--max-concurrent", type=cli_types.positive,
+                        help="ray runner: trials at once")
     parser.add_argument("--no-reuse-actors", action="store_true",
                         help="ray runner: start a fresh worker process per trial")
     parser.add_argument("--epochs", type=int, metavar="N", help="train every trial for N "

@@ -54,7 +54,7 @@ def read_file(path: str | Path) -> dict[str, Any]:
         _check_json_depth(text, path)
     try:
         if path.suffix.lower() == ".json":
-            data = json.loads(text)
+            data = json.loads(text, object_pairs_hook=_json_object)
         else:
             data = _BoundedLoader(text).load()
     except yaml.MarkedYAMLError as exc:
@@ -213,6 +213,16 @@ class _BoundedLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object; a key given twice is refused (``json`` would keep the last silently)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {shown(key)} (a key may appear once in an object)")
+        out[key] = value
+    return out
+
+
 def _check_json_depth(text: str, path: Path) -> None:
     """Refuse JSON nested deeper than MAX_DEPTH before ``json`` recurses into it."""
     depth = 0
@@ -352,8 +362,8 @@ def _problem(err: Any, model: type[BaseModel], file: str | Path | None, prefix: 
 def format_path(loc: tuple[Any, ...]) -> str:
     """``("stages", 2, "shortcut")`` → ``"stages[2].shortcut"``."""
     out = ""
-    for part in loc:
-        out = f"{out}[{part}]" if isinstance(part, int) else join_path(out, str(part))
+    for part in loc:  # a key of any length may be misspelt: each is quoted bounded
+        out = f"{out}[{part}]" if isinstance(part, int) else join_path(out, clip(str(part), 60))
     return out
 
 

@@ -300,6 +300,8 @@ def locate_layer(data: Mapping[str, Any], file: str | Path | None) -> dict[str, 
     if file is None or not isinstance(transfer, Mapping):
         return data
     init = transfer.get("init")
+    if isinstance(init, str):
+        check_path_text(init, what="init", file=file, path="transfer.init")
     if isinstance(init, str) and init and not Path(init).is_absolute():
         resolved = (Path(file).resolve().parent / init).resolve()
         data["transfer"] = {**transfer, "init": str(resolved)}

@@ -47,6 +47,7 @@ def billion_laughs(levels: int) -> str:
      "duplicate key 'stem'"),
     ("dup.yaml", "stem: cifar\nstages: [{depth: 1, width: 8, depth: 2}]\n",
      "duplicate key 'depth'"),
+    ("dup.json", '{"stem": "cifar", "stem": "deep", "stages": []}', "duplicate key 'stem'"),
     ("surrogate.json", '{"name": "a\\ud800", "stem": "cifar", "stages": [{"depth": 1, "width": 8}]}',
      "name: a lone UTF-16 surrogate"),
     ("surrogate.yaml", SPEC + 'description: "\\udc80"\n', "description: a lone UTF-16 surrogate"),
@@ -201,6 +202,13 @@ def test_search_seeds_are_32_bit():
                      "search": {"sampler_seed": 2**70}}, file="space.yaml")
 
 
+def test_transfer_init_must_be_a_path():
+    from resbench.spec.recipe import locate_layer
+
+    with pytest.raises(SpecError, match=r"s.yaml: transfer.init: init contains a NUL byte"):
+        locate_layer({"transfer": {"init": "a\0b.pt"}}, "s.yaml")
+
+
 def test_data_root_must_be_a_path():
     from resbench.spec.recipe import parse_recipe
 
@@ -252,3 +260,10 @@ def test_the_deepest_and_widest_published_nets_still_validate():
     bit_wide = parse_spec({"stem": "imagenet", "block": "bottleneck", "stages": [
         {"depth": 3, "width": 2048, "stride": 2}]})  # BiT R152x4's widest stage: 8192 channels
     assert bit_wide.stage_channels()[-1] == 8192
+
+
+def test_field_paths_quote_long_keys_bounded():
+    err = parse_error({"stem": "cifar", "stages": [{"depth": 1, "width": 8}],
+                       "recipe": {"k" * 50_000: 1}})
+    assert err.path.startswith("recipe.kkk") and len(err.path) < 120
+    assert len(str(err)) < 1000

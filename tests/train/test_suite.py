@@ -132,6 +132,10 @@ def test_recipe_precedence_spec_then_suite_then_override_then_flags(tmp_path: Pa
      "overrides[1].epoch", "did you mean 'epochs'"),
     ({"specs": ["specs/tiny_res.yaml", "specs/tiny_res.yaml"]}, "specs", "unique"),
     ({"specs": "specs/tiny_res.yaml"}, "specs", "tuple"),
+    ({"specs": ["specs/a\0.yaml"]}, "specs[0]", "a spec path contains a NUL byte"),
+    ({"specs": ["s" * 300 + ".yaml"]}, "specs[0]", "path component of 305 bytes"),
+    ({"specs": ["specs/tiny_res.yaml"], "seeds": [2**70]}, "seeds[0]", "less than 4294967296"),
+    ({"specs": ["specs/tiny_res.yaml"], "name": "n" * 201}, "name", "at most 200 characters"),
 ])
 def test_bad_suite_files_raise_spec_errors_with_file_and_path(tmp_path: Path, tiny_specs,
                                                               content, path, fragment):
