@@ -131,8 +131,8 @@ def _stop_when(proc: subprocess.Popen, ready, sig: int, log: Path, timeout: floa
 
 def test_ctrl_c_kill_and_resume_on_a_started_cluster(head, tmp_path, write_space, monkeypatch):
     address, env = head
-    space = tiny_space(recipe={"epochs": 6, "data": {"name": "synthetic", "image_size": 8,
-                                                      "options": {"count": 1500,
+    space = tiny_space(recipe={"epochs": 8, "data": {"name": "synthetic", "image_size": 8,
+                                                      "options": {"count": 6000,
                                                                   "num_classes": 4}}},
                        search={"sampler": "random", "trials": 6, "experiment": "onhead"})
     path = write_space(space)
