@@ -100,9 +100,12 @@ def sigint_raises() -> contextlib.AbstractContextManager[None]:
 
 def has_token() -> bool:
     """Whether this machine has a Ray authentication token (``RAY_AUTH_TOKEN``,
-    ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``), whatever the mode."""
-    from ray._raylet import AuthenticationTokenLoader
-
+    ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``), whatever the mode. A Ray without token
+    authentication (older than the series tested) has none."""
+    try:
+        from ray._raylet import AuthenticationTokenLoader
+    except ImportError:
+        return False
     loader = AuthenticationTokenLoader.instance()
     loader.reset_cache()
     return bool(loader.has_token(ignore_auth_mode=True))
@@ -113,14 +116,14 @@ def token_auth() -> Iterator[str]:
     """Token authentication on while attaching to a cluster and running on it, when the user
     left ``RAY_AUTH_MODE`` unset and this machine has a token; yields the mode in force
     (``token``, ``disabled`` or what the user set)."""
-    from ray._raylet import Config
-
     if AUTH_MODE_ENV in os.environ:
         yield os.environ[AUTH_MODE_ENV]
         return
     if not has_token():
         yield "disabled"
         return
+    from ray._raylet import Config  # present wherever has_token() found a token loader
+
     os.environ[AUTH_MODE_ENV] = "token"
     Config.initialize("")
     try:

@@ -154,9 +154,19 @@ def test_a_trial_killed_twice_is_recorded_failed_and_the_suite_goes_on(tmp_path,
     results = tmp_path / "results"
     claims_dir = results / "oom" / "claims"
     checkpoints = results / "oom" / "checkpoints"
+    def training(attempt: int, since: float) -> bool:
+        """This attempt holds the claim and has written a checkpoint since it started."""
+        try:
+            held = [json.loads(c.read_text())["attempt"] for c in claims_dir.glob("*.json")]
+        except (OSError, ValueError, KeyError):  # a claim being written
+            return False
+        return attempt in held and any(p.stat().st_mtime > since
+                                       for p in checkpoints.glob("*/*.pt"))
+
     for attempt in (1, 2):  # the first trial is killed mid-training, twice (as an OOM kill does)
+        since = time.time()
         proc = bench(suite, results)
-        wait_for(lambda: any(checkpoints.glob(f"*/{'prev' if attempt == 2 else 'last'}.pt")), proc)
+        wait_for(lambda: training(attempt, since), proc)
         kill(proc)
         (claim,) = claims_dir.glob("*.json")
         assert json.loads(claim.read_text())["attempt"] == attempt
