@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from resbench.errors import shown
 from resbench.store._records import _plain
 
 Status = Literal["completed", "diverged", "failed", "pruned", "infeasible"]
@@ -314,24 +315,18 @@ def describe(error: ValidationError) -> str:
     for e in errors:
         path = _path(e["loc"])
         if e["loc"] == ("status",):
-            parts.append(f"status {_shown(e['input'])} is not one of {', '.join(STATUSES)}")
+            parts.append(f"status {shown(e['input'])} is not one of {', '.join(STATUSES)}")
         elif e["type"] in ("model_type", "dict_type", "model_attributes_type"):
-            parts.append(f"field {path!r} must be a JSON object, got {_shown(e['input'])}")
+            parts.append(f"field {path!r} must be a JSON object, got {shown(e['input'])}")
         elif e["type"] == "list_type":
-            parts.append(f"field {path!r} must be a JSON array, got {_shown(e['input'])}")
+            parts.append(f"field {path!r} must be a JSON array, got {shown(e['input'])}")
         else:
             message = e["msg"].removeprefix("Value error, ")
-            parts.append(f"field {path!r}: {message[:200]} (got {_shown(e['input'])})" if path
+            parts.append(f"field {path!r}: {message[:200]} (got {shown(e['input'])})" if path
                          else message[:200])
     unique = list(dict.fromkeys(parts))
     more = f"; and {len(unique) - 10} more problems" if len(unique) > 10 else ""
     return "; ".join(unique[:10]) + more
-
-
-def _shown(value: Any, limit: int = 200) -> str:
-    """A value's repr, cut to ``limit`` characters (a message never quotes a huge file)."""
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text) - limit} more characters)"
 
 
 def _path(loc: tuple[Any, ...]) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from resbench.canonical import json_ready
-from resbench.errors import UserError
+from resbench.errors import UserError, shown
 from resbench.store._model import REQUIRED_KEYS, STATUSES, TrialRecord
 from resbench.store._records import (
     check_inside,
@@ -33,21 +33,15 @@ _NAME_RULE = "letters, digits, '-', '_' and '.', not empty, no path separators, 
 def experiment_dir(name: str, root: str | Path = "results") -> Path:
     """The folder of experiment ``name`` under ``root``; a name that could escape root is refused."""
     if not isinstance(name, str) or not name or not _NAME_RE.fullmatch(name) or set(name) == {"."}:
-        raise UserError(f"invalid experiment name {_shown(name)}: use {_NAME_RULE}")
+        raise UserError(f"invalid experiment name {shown(name, 80)}: use {_NAME_RULE}")
     if len(name.encode()) > MAX_NAME_BYTES:
-        raise UserError(f"invalid experiment name {_shown(name)}: {len(name.encode())} bytes long, "
+        raise UserError(f"invalid experiment name {shown(name, 80)}: {len(name.encode())} bytes long, "
                         f"the limit is {MAX_NAME_BYTES} (a folder name)")
     root_path = Path(root).resolve()
     path = (root_path / name).resolve()
     if path.parent != root_path:
         raise UserError(f"experiment name {name!r} resolves to {path}, outside {root_path}")
     return path
-
-
-def _shown(value: object, limit: int = 80) -> str:
-    """A repr that never grows past ``limit`` characters (and says how much was left out)."""
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text) - limit} more characters)"
 
 
 def now_iso() -> str:
