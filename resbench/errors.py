@@ -130,6 +130,16 @@ def shown(value: Any, limit: int = QUOTE_LIMIT) -> str:
         return f"<a {type(value).__name__}>"
 
 
+def first_line(e: BaseException, limit: int | None = None) -> str:
+    """The first line of an exception's message (its type's name if it has none), clipped to
+    ``limit`` characters if given."""
+    text = str(e).strip()
+    if not text:
+        return type(e).__name__
+    line = text.splitlines()[0]
+    return line if limit is None else clip(line, limit)
+
+
 def clip(text: str, limit: int = QUOTE_LIMIT) -> str:
     """``text`` cut to ``limit`` characters, followed by how many were left out."""
     if len(text) <= limit:

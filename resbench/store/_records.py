@@ -13,7 +13,7 @@ from typing import Any
 
 from resbench.canonical import canonical_json, content_key
 from resbench.canonical import json_ready as _plain
-from resbench.errors import UserError
+from resbench.errors import UserError, first_line
 
 MAX_JSON_BYTES = 64 * 2**20  # a record or manifest is kilobytes; refuse to read a huge file
 _KEY_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")  # whole string: fullmatch (never ``$``)
@@ -113,12 +113,7 @@ def read_json(path: Path) -> Any:
     except json.JSONDecodeError as e:
         raise UserError(f"{path}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
     except (ValueError, RecursionError) as e:  # an over-long integer, or nesting too deep
-        raise UserError(f"{path}: not valid JSON ({_first_line(e)})") from None
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0][:200] if text else type(e).__name__
+        raise UserError(f"{path}: not valid JSON ({first_line(e, 200)})") from None
 
 
 def record_files(trials_dir: Path) -> Iterator[Path]:

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from resbench import memory
+from resbench.errors import first_line
 from resbench.data import DataSplits, load_dataset, make_loader
 from resbench.spec import Spec
 from resbench.spec.recipe import DataConfig, Recipe
@@ -116,12 +117,12 @@ def run_trial(spec: Spec, recipe: Recipe, seed: int, *, data: DataSplits | None 
     except memory.TooLarge as e:  # refused before anything was allocated
         status, reason = "failed", str(e)
     except (torch.OutOfMemoryError, MemoryError) as e:
-        status, reason = "failed", f"out of memory: {_first_line(e)}"
+        status, reason = "failed", f"out of memory: {first_line(e)}"
         trace = traceback.format_exc(limit=8)
     except Exception as e:
         oom = "can't allocate memory" in str(e) or "out of memory" in str(e).lower()
         prefix = "out of memory: " if oom else f"{type(e).__name__}: "
-        status, reason = "failed", prefix + _first_line(e)
+        status, reason = "failed", prefix + first_line(e)
         trace = traceback.format_exc(limit=8)
     finally:
         run.release()
@@ -159,11 +160,6 @@ def check_fits(spec: Spec, recipe: Recipe, params: int, activation_bytes: int,
 
 class _OtherTrial(Exception):
     """The checkpoint belongs to another trial (its key differs)."""
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
 
 
 class _Run:
@@ -271,7 +267,7 @@ class _Run:
             except Exception as e:  # noqa: BLE001 - any failure to load means a bad file
                 aside = path.with_name(path.name + CORRUPT)
                 os.replace(path, aside)
-                warnings.warn(f"{path}: cannot resume from this checkpoint ({_first_line(e)}); "
+                warnings.warn(f"{path}: cannot resume from this checkpoint ({first_line(e)}); "
                               f"set aside as {aside.name}; "
                               f"{'trying the one before it' if i + 1 < len(candidates) else 'starting the trial again'}",
                               RuntimeWarning, stacklevel=2)
