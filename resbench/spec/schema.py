@@ -342,9 +342,9 @@ class Spec(_with_kind_options(_SpecFields, "_SpecOptions")):  # type: ignore[mis
         explicit = stage.model_fields_set
         filled = {k: getattr(self, k) for k in STAGE_DEFAULTS if getattr(stage, k) is None}
         base = stage.model_copy(update={**filled, "depth": depth, "blocks": None})
-        plain = _resolve_block(where, base, explicit, ())
+        plain = _resolve_block(where, base, ())
         resolved = {j: _resolve_block(f"{where}.blocks[{k}]", base.model_copy(update=fields),
-                                      explicit, tuple(fields))
+                                      tuple(fields))
                     for j, (k, fields) in overrides.items()}
         settings = [plain, *resolved.values()] if len(resolved) < depth else [*resolved.values()]
         for field, (axis, kind, _) in KIND_OPTIONS.items():
@@ -530,8 +530,7 @@ def _block_overrides(where: str, stage: StageSpec) -> tuple[int, dict[int, tuple
     return depth, dict(sorted(out.items()))
 
 
-def _resolve_block(where: str, block: StageSpec, stage_explicit: Any,
-                   block_explicit: tuple[str, ...]) -> StageSpec:
+def _resolve_block(where: str, block: StageSpec, block_explicit: tuple[str, ...]) -> StageSpec:
     """One block's settings (``blocks`` None): kind defaults filled, and options of a kind the
     block is not dropped where inherited, refused where the block sets them itself."""
     info = BLOCKS[block.block]
