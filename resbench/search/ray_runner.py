@@ -384,7 +384,7 @@ def _run_ray(config: SearchConfig) -> SearchResult:
             # resume loses little; every checkpoint a snapshot may name is kept until the end.
             # Ctrl-C raises KeyboardInterrupt out of fit() (Tune would otherwise end the run
             # quietly, as if finished): the driver stops as if killed, and --resume continues.
-            with snapshot_period(SNAPSHOT_S), sigint_raises():
+            with snapshot_period(SNAPSHOT_S), sigint_raises(), _interrupt_wins():
                 tuner.fit()
             _drop_checkpoints(exp_path)
         finally:
@@ -392,6 +392,35 @@ def _run_ray(config: SearchConfig) -> SearchResult:
     study = open_study(config, create=False)
     discard_interrupted(study, requeue=False)  # asked after Tune's last snapshot: lost
     return finish(config, study, time.monotonic() - started)
+
+
+@contextlib.contextmanager
+def _interrupt_wins() -> Iterator[None]:
+    """Ctrl-C ends ``fit()`` as an interruption whatever the KeyboardInterrupt broke on its way
+    out: raised inside Optuna's journal lock (in the searcher's ``suggest``), it can surface
+    from Tune as another error (a lock file already gone). While this is active, SIGINT raises
+    KeyboardInterrupt as Python's default handler does, and is remembered."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set in the main thread
+        return
+    seen: list[int] = []
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        seen.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    except Exception:
+        if seen:
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _new_tuner(config: SearchConfig, fn: Any, callbacks: list) -> Any:
