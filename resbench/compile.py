@@ -17,9 +17,15 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.overrides import TorchFunctionMode
 from torch.utils.flop_counter import FlopCounterMode
 
-from resbench._compat.torch import TorchDispatchMode, fresh_outputs
+from resbench._compat.torch import (
+    TorchDispatchMode,
+    device_constructors,
+    flop_formula,
+    fresh_outputs,
+)
 from resbench.blocks import IncompatibleOptions, IncompatibleShapes, ResidualBlock
 from resbench.plan import HEAD, STEM, UnitKind, parts, plan
 from resbench.spec import Spec, load_spec
@@ -157,6 +163,7 @@ class _AllocatedBytes(TorchDispatchMode):
 
 
 CACHE_SIZE = 32768  # (unit kind, input shape, dtype) measurements _measure keeps, ~1 KB each
+OP_CACHE_SIZE = 65536  # (op, argument shapes) outcomes _Counter keeps, ~0.5 KB each
 
 
 def cost(spec_or_path: Spec | str | Path, input_size: int | None = None,
@@ -165,9 +172,10 @@ def cost(spec_or_path: Spec | str | Path, input_size: int | None = None,
     ``input_size`` (default: the spec's), counted on the meta device: no weights are allocated.
 
     Each unit of the plan is measured once per distinct (kind, input shape) on a real module
-    (memoised, :data:`CACHE_SIZE` entries) and counted ``unit.count`` times; the forward of the
-    network is the forward of its units in order, so the sums equal one count of the whole
-    network (``_cost_whole_model``, which a property test holds this to)."""
+    (memoised, :data:`CACHE_SIZE` entries; the ops it runs are memoised too, see
+    :class:`_Counter`) and counted ``unit.count`` times; the forward of the network is the
+    forward of its units in order, so the sums equal one count of the whole network
+    (``_cost_whole_model``, which a property test holds this to)."""
     spec = _as_spec(spec_or_path)
     size = input_size or spec.input_size
     shape: tuple[int, ...] = (batch_size, spec.input_channels, size, size)
@@ -209,18 +217,151 @@ def _measure(kind: UnitKind, input_shape: tuple[int, ...], dtype: torch.dtype) -
     """One module of ``kind`` built on the meta device and run in eval mode on an input of
     ``input_shape`` (``dtype``: torch's default, which parameters and activations take): its
     parameters, FLOPs, fresh-tensor bytes and output shape."""
-    with torch.device("meta"):
+    with _OnMeta():
         built = kind.build()
         module = built if isinstance(built, nn.Module) else nn.Sequential(OrderedDict(built))
     module.eval()
     _stand_in_for_norms(module)
-    flops, allocated = FlopCounterMode(display=False), _AllocatedBytes()
+    counter = _Counter()
     x = torch.empty(input_shape, device="meta", dtype=dtype)
-    with torch.no_grad(), flops, allocated:
+    with torch.no_grad(), counter:
         y = module(x)
     return _Measured(params=sum(p.numel() for p in module.parameters()),
-                     flops=flops.get_total_flops(), allocated=allocated.total,
+                     flops=counter.flops, allocated=counter.allocated,
                      output_shape=tuple(y.shape))
+
+
+_FILLS = frozenset(getattr(nn.init, name) for name in (
+    "constant_", "dirac_", "eye_", "kaiming_normal_", "kaiming_uniform_", "normal_", "ones_",
+    "orthogonal_", "sparse_", "trunc_normal_", "uniform_", "xavier_normal_", "xavier_uniform_",
+    "zeros_")) | frozenset(getattr(Tensor, name) for name in (
+    "fill_", "zero_", "uniform_", "normal_", "copy_"))
+
+
+class _OnMeta(TorchFunctionMode):
+    """Modules built under it are built on the meta device (as under ``torch.device("meta")``),
+    and the filling of a tensor with values (``torch.nn.init``, ``Tensor.fill_``...) is skipped:
+    a meta tensor holds no values, and the fills are half the time a layer takes to build."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+        kwargs = kwargs or {}
+        if func in _FILLS:
+            target = args[0] if args else kwargs["tensor"]
+            if target.device.type == "meta":
+                return target
+        elif func in device_constructors() and kwargs.get("device") is None:
+            kwargs["device"] = "meta"
+        return func(*args, **kwargs)
+
+
+class _Counter(TorchDispatchMode):
+    """FLOPs (torch's formulas, applied as ``FlopCounterMode`` applies them: an op without one is
+    decomposed where it can be) and bytes of fresh outputs (as :class:`_AllocatedBytes`) of the
+    ops run under it, with each op's outcome memoised by its arguments' shapes.
+
+    On the meta device an op's outputs, FLOPs and fresh bytes depend only on the op and its
+    arguments' shapes, strides, dtypes and other (non-tensor) values, so the first call of an op
+    with such arguments runs it and every later one (in any unit, any ``cost()`` call) makes
+    empty outputs of the recorded shapes instead: torch's meta kernels of elementwise ops are
+    Python decompositions (~0.2-0.5 ms a call). Ops whose outputs are views are always run.
+    """
+
+    _memo: OrderedDict[tuple, tuple[int, int, Any]] = OrderedDict()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flops = 0
+        self.allocated = 0
+        self._inner = 0  # > 0 while an op runs as its decomposition: counted once, above
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+        kwargs = kwargs or {}
+        if self._inner:
+            return self._run(func, args, kwargs)
+        key = _op_key(func, args, kwargs)
+        hit = self._memo.get(key) if key is not None else None
+        if hit is not None:
+            flops, allocated, outputs = hit
+            self.flops += flops
+            self.allocated += allocated
+            return _remake(outputs, args)
+        flops = self.flops
+        out = self._run(func, args, kwargs)
+        allocated = sum(t.numel() * t.element_size() for t in fresh_outputs(func, out))
+        self.allocated += allocated
+        outputs = _template(func, out, args)
+        if key is not None and outputs is not None:
+            self._memo[key] = (self.flops - flops, allocated, outputs)
+            if len(self._memo) > OP_CACHE_SIZE:
+                self._memo.popitem(last=False)
+        return out
+
+    def _run(self, func: Any, args: tuple, kwargs: dict[str, Any]) -> Any:
+        if func is not torch.ops.prim.device.default:
+            self._inner += 1
+            try:
+                with self:
+                    out = func.decompose(*args, **kwargs)
+            finally:
+                self._inner -= 1
+            if out is not NotImplemented:
+                return out
+        out = func(*args, **kwargs)
+        formula = flop_formula(func)
+        if formula is not None:
+            self.flops += formula(*args, **kwargs, out_val=out)
+        return out
+
+
+def _op_key(func: Any, args: tuple, kwargs: dict[str, Any]) -> tuple | None:
+    """What an op's outcome on meta tensors depends on, hashable; None if some argument is not
+    a tensor, a number, a string, a dtype-like constant or a sequence of those."""
+    try:
+        key = (func, _arg_key(args), _arg_key(tuple(sorted(kwargs.items()))))
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+def _arg_key(value: Any) -> Any:
+    if isinstance(value, Tensor):
+        if value.device.type != "meta":
+            raise TypeError("only meta tensors are memoised")
+        return (Tensor, tuple(value.shape), value.stride(), value.storage_offset(), value.dtype,
+                value.requires_grad)
+    if isinstance(value, (tuple, list)):
+        return (type(value), *(_arg_key(v) for v in value))
+    return value
+
+
+def _template(func: Any, out: Any, args: tuple) -> tuple | None:
+    """How to make ``out`` again from the arguments: each output fresh (shape, stride, dtype) or
+    the argument it is (an in-place op's); None where an output is a view or not a tensor."""
+    results = out if isinstance(out, (tuple, list)) else (out,)
+    if len(results) != len(func._schema.returns):
+        return None
+    made: list[tuple] = []
+    fresh = {id(t) for t in fresh_outputs(func, out)}
+    for value in results:
+        if not isinstance(value, Tensor):
+            return None
+        if id(value) in fresh:
+            made.append(("new", tuple(value.shape), value.stride(), value.dtype))
+            continue
+        same = [i for i, arg in enumerate(args) if arg is value]
+        if not same:
+            return None  # a view of an argument: run it each time
+        made.append(("arg", same[0]))
+    container = type(out) if isinstance(out, (tuple, list)) else None
+    return (container, tuple(made))
+
+
+def _remake(outputs: tuple, args: tuple) -> Any:
+    container, made = outputs
+    values = [args[m[1]] if m[0] == "arg" else
+              torch.empty_strided(m[1], m[2], dtype=m[3], device="meta") for m in made]
+    return values[0] if container is None else container(values)
 
 
 def _stand_in_for_norms(model: nn.Module) -> None:

@@ -184,3 +184,20 @@ def test_ray_sigint_and_token_auth_adapters(tmp_path, monkeypatch):
     monkeypatch.setenv(AUTH_MODE_ENV, "disabled")
     with token_auth() as mode:
         assert mode == "disabled"  # the user's choice wins
+
+
+def test_torch_flop_formula_and_device_constructors_adapters():
+    import torch
+
+    from resbench._compat.torch import device_constructors, flop_formula
+
+    x, w = torch.empty(2, 3, 8, 8, device="meta"), torch.empty(5, 3, 3, 3, device="meta")
+    out = torch.ops.aten.convolution.default(x, w, None, [1], [0], [1], False, [0], 1)
+    with adapter("torch", "torch.utils.flop_counter.flop_registry"):
+        formula = flop_formula(torch.ops.aten.convolution.default)
+        flops = formula(x, w, None, [1], [0], [1], False, [0], 1, out_val=out)
+    assert flops == 2 * (2 * 5 * 6 * 6) * (3 * 3 * 3)  # 2 x MACs
+    assert flop_formula(torch.ops.aten.relu.default) is None
+    with adapter("torch", "torch.utils._device._device_constructors"):
+        constructors = device_constructors()
+    assert {torch.empty, torch.zeros, torch.ones, torch.tensor} <= set(constructors)

@@ -1,10 +1,16 @@
-"""torch's dispatch-level hook (``torch.utils._python_dispatch.TorchDispatchMode``) and an op's
-schema (``OpOverload._schema``).
+"""torch's dispatch-level hook (``torch.utils._python_dispatch.TorchDispatchMode``), an op's
+schema (``OpOverload._schema``) and the FLOP formulas of ``torch.utils.flop_counter``.
 
 Why: ``resbench.compile.cost`` counts the bytes of every tensor a forward pass allocates; that
 needs a hook below autograd that sees each op with its outputs, which torch offers only as this
 private mode (torch's own ``FlopCounterMode`` is built on it), and telling a fresh output from a
-view or an in-place result needs the op's schema (``returns[i].alias_info``). Checked by
+view or an in-place result needs the op's schema (``returns[i].alias_info``). ``cost`` counts FLOPs with torch's own formulas, the ones
+``FlopCounterMode`` applies, in a mode of its own that also memoises each op by its arguments'
+shapes; the formulas sit in ``torch.utils.flop_counter.flop_registry`` (keyed by op packet, each
+taking the op's arguments and ``out_val``), which torch does not document; and ``cost`` builds
+its modules on the meta device in a function mode of its own that also skips filling tensors,
+which needs the factory functions ``torch.device("meta")`` redirects
+(``torch.utils._device._device_constructors``). Checked by
 ``tests/test_compat.py``; tested with torch 2.3-2.14.
 """
 from __future__ import annotations
@@ -14,8 +20,23 @@ from typing import Any
 
 from torch import Tensor
 from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._device import _device_constructors
+from torch.utils.flop_counter import flop_registry
 
-__all__ = ["TorchDispatchMode", "fresh_outputs"]
+__all__ = ["TorchDispatchMode", "device_constructors", "flop_formula", "fresh_outputs"]
+
+
+def device_constructors() -> Any:
+    """The torch functions that take a ``device=`` and make a tensor (``torch.empty``,
+    ``torch.zeros``...): those a ``with torch.device(...)`` block sends to its device."""
+    return _device_constructors()
+
+
+def flop_formula(func: Any) -> Any:
+    """torch's FLOP formula for op ``func`` (``formula(*args, **kwargs, out_val=out) -> int``), the
+    one ``FlopCounterMode`` applies, or None where it has none (the op counts no FLOPs, or
+    ``FlopCounterMode`` decomposes it into ops that have one)."""
+    return flop_registry.get(func._overloadpacket)
 
 
 def fresh_outputs(func: Any, out: Any) -> Iterator[Tensor]:

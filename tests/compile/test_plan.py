@@ -7,7 +7,7 @@ import torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from resbench.compile import _cost_whole_model, build, cost
+from resbench.compile import _Counter, _cost_whole_model, _measure, build, cost
 from resbench.errors import SpecError
 from resbench.plan import BlockUnit, parts, plan
 from resbench.spec import load_spec, parse_spec
@@ -116,3 +116,65 @@ def test_cost_locates_a_block_that_cannot_build_like_build_does():
         cost(broken)
     assert costed.value.path == built.value.path == "stages[1]"
     assert str(costed.value) == str(built.value) and "block 0" in str(costed.value)
+
+
+def _forget_measurements() -> None:
+    _measure.cache_clear()
+    _Counter._memo.clear()
+
+
+def test_cost_from_empty_memos_then_from_memoised_ops_equals_the_whole_model():
+    """Every unit measured with no op seen before, then every unit built again with all its ops
+    memoised (the unit memo emptied, the op memo kept), then straight from the unit memo."""
+    library = [load_spec(path) for path in spec_files()[:12]]
+    reference = [_cost_whole_model(spec) for spec in library]
+    _forget_measurements()
+    assert [cost(spec) for spec in library] == reference
+    _measure.cache_clear()
+    assert len(_Counter._memo) > 0
+    assert [cost(spec) for spec in library] == reference
+    assert [cost(spec) for spec in library] == reference
+
+
+def test_the_op_memo_is_bounded(monkeypatch):
+    import resbench.compile as compile_module
+
+    monkeypatch.setattr(compile_module, "OP_CACHE_SIZE", 5)
+    spec = load_spec(spec_files()[0])
+    _forget_measurements()
+    assert cost(spec) == _cost_whole_model(spec)
+    assert len(_Counter._memo) == 5
+    _measure.cache_clear()
+    assert cost(spec) == _cost_whole_model(spec)
+
+
+def test_the_counter_counts_as_torchs_flop_counter_on_fresh_in_place_and_view_outputs():
+    """A memoised op gives what running it gives: fresh outputs (one or a tuple), an in-place
+    result (the argument itself), a view (always run), and FLOPs as FlopCounterMode's."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from resbench.compile import _AllocatedBytes
+
+    def program(x, w):
+        y = torch.nn.functional.conv2d(x, w, stride=2)
+        y = torch.relu_(y)
+        values, indices = torch.max(y.flatten(1), dim=1)
+        return torch.addmm(values[:, None], y.flatten(1)[:, :5], w.flatten(1)[:5, :7]), indices
+
+    x = torch.empty(3, 4, 9, 9, device="meta")
+    w = torch.empty(6, 4, 3, 3, device="meta")
+    flops, allocated = FlopCounterMode(display=False), _AllocatedBytes()
+    with torch.no_grad(), flops, allocated:
+        expected = program(x, w)
+    _Counter._memo.clear()
+    for _ in range(2):  # every op run, then every op memoised
+        counter = _Counter()
+        with torch.no_grad(), counter:
+            got = program(x, w)
+        assert (counter.flops, counter.allocated) == (flops.get_total_flops(), allocated.total)
+        assert [(t.shape, t.stride(), t.dtype) for t in got] == \
+            [(t.shape, t.stride(), t.dtype) for t in expected]
+    y = torch.empty(2, 3, device="meta")
+    with _Counter():
+        assert torch.relu_(y) is y  # in place, from the memo too
+        assert torch.relu_(y) is y
