@@ -17,7 +17,7 @@ Measures, on this machine's CPU:
      compute, in epochs trained and in training seconds, that ASHA+TPE spends before one of its
      trials comes within 1 point of the grid's best validation accuracy.
 
-Run: python benchmarks/bench_search.py [--trials 12] [--budget 0.5] [--quick] [--overhead-only]
+Run: python benchmarks/bench_search.py [--trials 32] [--ray-repeats 2] [--budget 0.5] [--quick] [--overhead-only]
                                         [--keep DIR]
 """
 from __future__ import annotations
@@ -57,14 +57,31 @@ def train_seconds(store: Store) -> float:
     return sum(r.metrics.total_time_s or 0.0 for r in store.records())
 
 
-def overhead(root: Path, trials: int, repeats: int) -> dict[str, dict[str, float]]:
+def steady_ray_overhead(store: Store) -> float | None:
+    """Seconds per trial that are not training once a Ray search runs, from the records' own
+    clocks: from the end of its first trial (the actor process started, imports done) to the end
+    of its last, less the training of the trials in between, over their number. One trial at a
+    time, so this is every gap between trials (driver, searcher, actor reset) and every
+    non-training second inside them; the fixed costs of the search lie outside it."""
+    records = sorted((r for r in store.records() if r.search and r.search.ray
+                      and r.search.ray.finished), key=lambda r: r.search.ray.finished)
+    if len(records) < 2:
+        return None
+    span = records[-1].search.ray.finished - records[0].search.ray.finished
+    return (span - sum(r.metrics.total_time_s or 0.0 for r in records[1:])) / (len(records) - 1)
+
+
+def overhead(root: Path, trials: int, repeats: int,
+             ray_repeats: int) -> dict[str, dict[str, float]]:
     """Seconds that are not training, per trial and per search, for each runner.
 
     Each runner runs searches of ``small`` and of ``trials`` trivial trials, one trial at a
     time; the non-training seconds of a search (wall minus the records' ``total_time_s``) are
     split into a per-trial part (the slope between the two sizes) and a fixed part (study,
-    manifest, for Ray the Tuner and the first actor's process). Local searches are repeated
-    ``repeats`` times and the fastest taken (this machine's cores are shared); Ray's once.
+    manifest, for Ray the Tuner and the first actor's process). Searches are repeated
+    (``repeats`` times, Ray's ``ray_repeats`` times) and the fastest taken: this machine's cores
+    are shared, and a Ray search's fixed part (seconds, mostly the actor process starting)
+    varies by more than the per-trial part of a small search, so the sizes are far apart.
     """
     import ray
 
@@ -76,6 +93,8 @@ def overhead(root: Path, trials: int, repeats: int) -> dict[str, dict[str, float
     out: dict[str, dict[str, float]] = {}
     runs = iter(range(10**6))
 
+    steady: list[float] = []
+
     def idle(n: int, **kw: Any) -> float:
         cfg = SearchConfig.from_space(space, experiment=f"run{next(runs)}", trials=n,
                                       progress=False, results_root=root / "results",
@@ -84,17 +103,22 @@ def overhead(root: Path, trials: int, repeats: int) -> dict[str, dict[str, float
         result = run_search(cfg)
         wall = time.perf_counter() - start
         assert result.counts["done"] == n, result.counts
+        between = steady_ray_overhead(cfg.store)
+        if between is not None and n > small:
+            steady.append(between)
         return wall - train_seconds(cfg.store)
 
     def timed(name: str, n: int, small: int, reps: int, **kw: Any) -> None:
+        steady.clear()
         b = min(idle(n, **kw) for _ in range(reps))
+        row: dict[str, Any] = {"steady": min(steady) if steady else None, "trials": n}
         if not small:  # every trial pays the fixed part again (a fresh actor): no split
-            out[name] = {"per_trial": b / n, "fixed": None, "amortized": b / n, "trials": n}
+            out[name] = {**row, "per_trial": b / n, "fixed": None, "amortized": b / n}
             return
         a = min(idle(small, **kw) for _ in range(reps))
         per_trial = max(0.0, (b - a) / (n - small))
-        out[name] = {"per_trial": per_trial, "fixed": a - small * per_trial,
-                     "amortized": b / n, "trials": n}
+        out[name] = {**row, "per_trial": per_trial, "fixed": a - small * per_trial,
+                     "amortized": b / n}
 
     small = max(2, trials // 4)
     idle(2)  # imports, first torch calls: not per-trial costs
@@ -105,7 +129,7 @@ def overhead(root: Path, trials: int, repeats: int) -> dict[str, dict[str, float
     ray.init(num_cpus=2, include_dashboard=False, runtime_env=_runtime_env())
     out["ray_start"] = {"fixed": time.perf_counter() - start}
     try:
-        timed("ray_reuse_on", trials, small, 1, runner="ray",
+        timed("ray_reuse_on", trials, small, ray_repeats, runner="ray",
               ray=RayOptions(max_concurrent=1, reuse_actors=True, scheduler="none"))
         timed("ray_reuse_off", 4, 0, 1, runner="ray",  # seconds per trial: few trials
               ray=RayOptions(max_concurrent=1, reuse_actors=False, scheduler="none"))
@@ -179,12 +203,16 @@ def efficiency(root: Path, budget: float, epochs: int | None) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=12, help="trivial trials per runner")
+    parser.add_argument("--trials", type=int, default=32,
+                        help="trivial trials in the larger search of each runner (the smaller "
+                             "has a quarter)")
     parser.add_argument("--budget", type=float, default=0.5,
                         help="ASHA+TPE trials as a share of the grid's points")
     parser.add_argument("--quick", action="store_true", help="3 epochs per trial, 6 trials")
     parser.add_argument("--repeats", type=int, default=3,
                         help="local searches per size; the fastest counts (default 3)")
+    parser.add_argument("--ray-repeats", type=int, default=2,
+                        help="Ray searches per size; the fastest counts (default 2)")
     parser.add_argument("--overhead-only", action="store_true",
                         help="measure the per-trial overhead only (not the search efficiency)")
     parser.add_argument("--keep", help="keep the results here (default: a temp dir)")
@@ -197,10 +225,12 @@ def main() -> None:
     root.mkdir(parents=True, exist_ok=True)
     try:
         trials = 6 if args.quick else args.trials
-        o = overhead(root, trials, args.repeats)
+        o = overhead(root, trials, args.repeats, args.ray_repeats)
         print("non-training seconds of trivial trials, one at a time: per trial (slope between "
-              "search sizes), fixed per search, and all over the trials of the larger search")
-        print(f"  {'runner':34} {'per trial':>9} {'fixed':>7} {'amortized':>9}  trials")
+              "search sizes), fixed per search, all over the trials of the larger search, and "
+              "(Ray) per trial from the records' clocks between the first and last trial")
+        print(f"  {'runner':34} {'per trial':>9} {'fixed':>7} {'amortized':>9} {'steady':>7}"
+              "  trials")
         rows = [("local (Optuna, journal file)", "local", "<= 0.05"),
                 ("local (Optuna, SQLite file)", "local_sqlite", ""),
                 ("ray, actors reused", "ray_reuse_on", "<= 0.1"),
@@ -208,8 +238,10 @@ def main() -> None:
         for label, name, target in rows:
             r = o[name]
             fixed = "-" if r["fixed"] is None else f"{r['fixed']:.2f}"
-            print(f"  {label:34} {r['per_trial']:9.3f} {fixed:>7} {r['amortized']:9.3f}"
-                  f"  {r['trials']}{'   target per trial ' + target if target else ''}")
+            steady = "-" if r.get("steady") is None else f"{r['steady']:.3f}"
+            print(f"  {label:34} {r['per_trial']:9.3f} {fixed:>7} {r['amortized']:9.3f} "
+                  f"{steady:>7}  {r['trials']}"
+                  f"{'   target per trial ' + target if target else ''}")
         ratio = lambda a, b: o[a]["per_trial"] / max(o[b]["per_trial"], 1e-9)  # noqa: E731
         print(f"  per-trial ratio SQLite/journal (the earlier default/today's): "
               f"{ratio('local_sqlite', 'local'):.1f}x")
