@@ -26,7 +26,7 @@ from resbench._compat.torch import (
     flop_formula,
     fresh_outputs,
 )
-from resbench.blocks import IncompatibleOptions, IncompatibleShapes, ResidualBlock
+from resbench.blocks import IncompatibleOptions, IncompatibleShapes, ResidualBlock, shared_layers
 from resbench.plan import HEAD, STEM, UnitKind, parts, plan
 from resbench.spec import Spec, load_spec
 
@@ -164,6 +164,8 @@ class _AllocatedBytes(TorchDispatchMode):
 
 CACHE_SIZE = 32768  # (unit kind, input shape, dtype) measurements _measure keeps, ~1 KB each
 OP_CACHE_SIZE = 65536  # (op, argument shapes) outcomes _Counter keeps, ~0.5 KB each
+LAYER_CACHE_SIZE = 4096  # meta layers (convs, norms) that the units _measure builds share
+_LAYERS: OrderedDict[tuple, nn.Module] = OrderedDict()
 
 
 def cost(spec_or_path: Spec | str | Path, input_size: int | None = None,
@@ -217,7 +219,9 @@ def _measure(kind: UnitKind, input_shape: tuple[int, ...], dtype: torch.dtype) -
     """One module of ``kind`` built on the meta device and run in eval mode on an input of
     ``input_shape`` (``dtype``: torch's default, which parameters and activations take): its
     parameters, FLOPs, fresh-tensor bytes and output shape."""
-    with _OnMeta():
+    while len(_LAYERS) > LAYER_CACHE_SIZE:
+        _LAYERS.popitem(last=False)
+    with _OnMeta(), shared_layers(_LAYERS):
         built = kind.build()
         module = built if isinstance(built, nn.Module) else nn.Sequential(OrderedDict(built))
     module.eval()
@@ -226,8 +230,10 @@ def _measure(kind: UnitKind, input_shape: tuple[int, ...], dtype: torch.dtype) -
     x = torch.empty(input_shape, device="meta", dtype=dtype)
     with torch.no_grad(), counter:
         y = module(x)
-    return _Measured(params=sum(p.numel() for p in module.parameters()),
-                     flops=counter.flops, allocated=counter.allocated,
+    # A shared layer counts once per place it holds, as the distinct layers of a network do.
+    params = sum(p.numel() for _, layer in module.named_modules(remove_duplicate=False)
+                 for p in layer.parameters(recurse=False))
+    return _Measured(params=params, flops=counter.flops, allocated=counter.allocated,
                      output_shape=tuple(y.shape))
 
 

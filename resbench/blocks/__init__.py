@@ -4,7 +4,14 @@ registration; the compiler (``resbench.compile``) looks kinds up by the names sp
 from __future__ import annotations
 
 from resbench.blocks.dense import DenseLayer, Transition
-from resbench.blocks.layers import ACTIVATIONS, NORMS, DropPath, SqueezeExcite, conv
+from resbench.blocks.layers import (
+    ACTIVATIONS,
+    NORMS,
+    DropPath,
+    SqueezeExcite,
+    conv,
+    shared_layers,
+)
 from resbench.blocks.regnet import RegNetBlock
 from resbench.blocks.residual import (
     BasicBlock,
@@ -31,6 +38,7 @@ BLOCKS: Registry[type[ResidualBlock]] = Registry("block", {
 })
 
 __all__ = [
+    "shared_layers",
     "ACTIVATIONS",
     "BLOCKS",
     "NORMS",

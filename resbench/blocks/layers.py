@@ -2,8 +2,12 @@
 registries, squeeze-and-excitation and stochastic depth (DropPath)."""
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, MutableMapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -18,14 +22,51 @@ ACTIVATIONS: Registry[ActFactory] = Registry("activation")
 
 GROUP_NORM_GROUPS = 32
 
+F = TypeVar("F", bound=Callable[..., nn.Module])
+_SHARED: ContextVar[MutableMapping[tuple, nn.Module] | None] = ContextVar(
+    "resbench_shared_layers", default=None)
+
+
+@contextmanager
+def shared_layers(memo: MutableMapping[tuple, nn.Module]) -> Iterator[None]:
+    """While active, equal calls of the layer factories marked :func:`shareable` (``conv`` and
+    the norms) return one module, kept in ``memo`` under the call's arguments and torch's
+    default dtype. For ``resbench.compile.cost``, which builds thousands of blocks on the meta
+    device only to count them, and for which building their layers again is most of the time;
+    never while building a network to train, whose layers must be distinct."""
+    token = _SHARED.set(memo)
+    try:
+        yield
+    finally:
+        _SHARED.reset(token)
+
+
+def shareable(factory: F) -> F:
+    """A layer factory whose equal calls may return one module (see :func:`shared_layers`)."""
+
+    @functools.wraps(factory)
+    def make(*args: Any, **kwargs: Any) -> nn.Module:
+        memo = _SHARED.get()
+        if memo is None:
+            return factory(*args, **kwargs)
+        key = (factory.__name__, args, tuple(sorted(kwargs.items())), torch.get_default_dtype())
+        layer = memo.get(key)
+        if layer is None:
+            layer = memo[key] = factory(*args, **kwargs)
+        return layer
+
+    return make  # type: ignore[return-value]
+
 
 @NORMS.register("batch")
+@shareable
 def batch_norm(channels: int) -> nn.Module:
     """BatchNorm2d over ``channels``."""
     return nn.BatchNorm2d(channels)
 
 
 @NORMS.register("group")
+@shareable
 def group_norm(channels: int) -> nn.Module:
     """GroupNorm with 32 groups, or as many as divide ``channels`` (16 channels -> 16 groups)."""
     return nn.GroupNorm(math.gcd(GROUP_NORM_GROUPS, channels), channels)
@@ -52,6 +93,7 @@ def silu(inplace: bool = True) -> nn.Module:
     return nn.SiLU(inplace=inplace)
 
 
+@shareable
 def conv(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, groups: int = 1,
          bias: bool = False) -> nn.Conv2d:
     """A 'same'-padded convolution (torchvision's conv3x3/conv1x1); a bias starts at zero."""

@@ -178,3 +178,24 @@ def test_the_counter_counts_as_torchs_flop_counter_on_fresh_in_place_and_view_ou
     with _Counter():
         assert torch.relu_(y) is y  # in place, from the memo too
         assert torch.relu_(y) is y
+
+
+def test_layers_are_shared_only_while_cost_measures():
+    """cost() builds its units with equal convs and norms shared (one module per distinct call,
+    counted once per place it holds); a network built to train never shares a layer."""
+    from resbench.blocks import shared_layers
+    from resbench.blocks.layers import batch_norm, conv
+
+    spec = parse_spec({"stem": "cifar", "stages": [{"depth": 3, "width": 16}]})
+    assert cost(spec) == _cost_whole_model(spec)
+    model = build(spec)
+    layers = [m for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.BatchNorm2d))]
+    assert len({id(m) for m in layers}) == len(layers)
+    block = model.layer1[1]
+    assert block.conv1 is not block.conv2 and block.bn1 is not block.bn2
+    memo: dict = {}
+    with shared_layers(memo):
+        assert conv(16, 16, 3) is conv(16, 16, 3) and conv(16, 16, 3) is not conv(16, 16, 3, 2)
+        assert batch_norm(16) is batch_norm(16)
+    assert conv(16, 16, 3) is not conv(16, 16, 3)
+    assert len(memo) == 3
