@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from contextvars import ContextVar
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -165,7 +166,6 @@ class _AllocatedBytes(TorchDispatchMode):
 CACHE_SIZE = 32768  # (unit kind, input shape, dtype) measurements _measure keeps, ~1 KB each
 OP_CACHE_SIZE = 65536  # (op, argument shapes) outcomes _Counter keeps, ~0.5 KB each
 LAYER_CACHE_SIZE = 4096  # meta layers (convs, norms) that the units _measure builds share
-_LAYERS: OrderedDict[tuple, nn.Module] = OrderedDict()
 
 
 def cost(spec_or_path: Spec | str | Path, input_size: int | None = None,
@@ -219,8 +219,6 @@ def _measure(kind: UnitKind, input_shape: tuple[int, ...], dtype: torch.dtype) -
     """One module of ``kind`` built on the meta device and run in eval mode on an input of
     ``input_shape`` (``dtype``: torch's default, which parameters and activations take): its
     parameters, FLOPs, fresh-tensor bytes and output shape."""
-    while len(_LAYERS) > LAYER_CACHE_SIZE:
-        _LAYERS.popitem(last=False)
     with _OnMeta(), shared_layers(_LAYERS):
         built = kind.build()
         module = built if isinstance(built, nn.Module) else nn.Sequential(OrderedDict(built))
@@ -228,13 +226,60 @@ def _measure(kind: UnitKind, input_shape: tuple[int, ...], dtype: torch.dtype) -
     _stand_in_for_norms(module)
     counter = _Counter()
     x = torch.empty(input_shape, device="meta", dtype=dtype)
-    with torch.no_grad(), counter:
-        y = module(x)
+    token = _COUNTING.set(counter)
+    try:
+        with torch.no_grad(), counter:
+            y = module(x)
+    finally:
+        _COUNTING.reset(token)
     # A shared layer counts once per place it holds, as the distinct layers of a network do.
     params = sum(p.numel() for _, layer in module.named_modules(remove_duplicate=False)
                  for p in layer.parameters(recurse=False))
     return _Measured(params=params, flops=counter.flops, allocated=counter.allocated,
                      output_shape=tuple(y.shape))
+
+
+class _SharedLayers(OrderedDict):
+    """The convs and norms that the units :func:`_measure` builds share (``shared_layers``), at
+    most :data:`LAYER_CACHE_SIZE`. A layer joining it gets a forward that runs once per input
+    shape under the unit's :class:`_Counter` and, after that, adds what that run counted and
+    returns an empty output of the shape it returned (a conv or a norm always returns a fresh
+    tensor): half the calls a unit makes are to these layers."""
+
+    def __setitem__(self, key: tuple, layer: nn.Module) -> None:
+        super().__setitem__(key, layer)
+        _stand_in_for_norms(layer)
+        _replay_forward(layer)
+        while len(self) > LAYER_CACHE_SIZE:
+            self.popitem(last=False)
+
+
+_LAYERS = _SharedLayers()
+_COUNTING: ContextVar[_Counter | None] = ContextVar("resbench_cost_counter", default=None)
+
+
+def _replay_forward(layer: nn.Module) -> None:
+    forward = layer.forward
+    seen: dict[tuple, tuple] = {}
+
+    def replayed(x: Tensor) -> Tensor:
+        counter = _COUNTING.get()
+        if counter is None:
+            return forward(x)
+        key = (x.shape, x.stride(), x.dtype)
+        hit = seen.get(key)
+        if hit is not None:
+            counter.flops += hit[0]
+            counter.allocated += hit[1]
+            return counter.empty(*hit[2:])
+        flops, allocated = counter.flops, counter.allocated
+        y = forward(x)
+        if isinstance(y, Tensor) and y is not x:
+            seen[key] = (counter.flops - flops, counter.allocated - allocated,
+                         tuple(y.shape), y.stride(), y.dtype)
+        return y
+
+    layer.forward = replayed
 
 
 _FILLS = frozenset(getattr(nn.init, name) for name in (
@@ -279,9 +324,21 @@ class _Counter(TorchDispatchMode):
         self.flops = 0
         self.allocated = 0
         self._inner = 0  # > 0 while an op runs as its decomposition: counted once, above
+        self._quiet = False  # while making a replayed output (see _SharedLayers)
+
+    def empty(self, shape: tuple[int, ...], stride: tuple[int, ...],
+              dtype: torch.dtype) -> Tensor:
+        """A meta tensor that nothing counts (its op was counted when it first ran)."""
+        self._quiet = True
+        try:
+            return torch.empty_strided(shape, stride, dtype=dtype, device="meta")
+        finally:
+            self._quiet = False
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
         kwargs = kwargs or {}
+        if self._quiet:
+            return func(*args, **kwargs)
         if self._inner:
             return self._run(func, args, kwargs)
         key = _op_key(func, args, kwargs)
@@ -330,14 +387,21 @@ def _op_key(func: Any, args: tuple, kwargs: dict[str, Any]) -> tuple | None:
     return key
 
 
+_PLAIN = frozenset((int, float, bool, str, type(None), torch.dtype, torch.memory_format,
+                    torch.layout, torch.device))
+
+
 def _arg_key(value: Any) -> Any:
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
     if isinstance(value, Tensor):
-        if value.device.type != "meta":
+        if not value.is_meta:
             raise TypeError("only meta tensors are memoised")
-        return (Tensor, tuple(value.shape), value.stride(), value.storage_offset(), value.dtype,
+        return (Tensor, value.shape, value.stride(), value.storage_offset(), value.dtype,
                 value.requires_grad)
-    if isinstance(value, (tuple, list)):
-        return (type(value), *(_arg_key(v) for v in value))
+    if kind is tuple or kind is list:
+        return (kind, *[_arg_key(v) for v in value])
     return value
 
 
@@ -372,9 +436,10 @@ def _remake(outputs: tuple, args: tuple) -> Any:
 
 def _stand_in_for_norms(model: nn.Module) -> None:
     """Norm layers run as slow Python decompositions on the meta device (~2 ms a call); they
-    count no MACs and return a tensor of their input's shape, so a copy stands in for them."""
+    count no MACs and return a tensor of their input's shape, so a copy stands in for them
+    (where no other forward stands in already: a shared layer's, see :class:`_SharedLayers`)."""
     for module in model.modules():
-        if isinstance(module, (nn.BatchNorm2d, nn.GroupNorm)):
+        if isinstance(module, (nn.BatchNorm2d, nn.GroupNorm)) and "forward" not in module.__dict__:
             module.forward = torch.clone
 
 

@@ -7,7 +7,7 @@ import torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from resbench.compile import _Counter, _cost_whole_model, _measure, build, cost
+from resbench.compile import _LAYERS, _Counter, _cost_whole_model, _measure, build, cost
 from resbench.errors import SpecError
 from resbench.plan import BlockUnit, parts, plan
 from resbench.spec import load_spec, parse_spec
@@ -121,11 +121,13 @@ def test_cost_locates_a_block_that_cannot_build_like_build_does():
 def _forget_measurements() -> None:
     _measure.cache_clear()
     _Counter._memo.clear()
+    _LAYERS.clear()
 
 
 def test_cost_from_empty_memos_then_from_memoised_ops_equals_the_whole_model():
-    """Every unit measured with no op seen before, then every unit built again with all its ops
-    memoised (the unit memo emptied, the op memo kept), then straight from the unit memo."""
+    """Every unit measured with no op or layer seen before, then every unit built again with
+    its ops memoised and its convs and norms shared and replayed (the unit memo emptied, the
+    others kept), then straight from the unit memo."""
     library = [load_spec(path) for path in spec_files()[:12]]
     reference = [_cost_whole_model(spec) for spec in library]
     _forget_measurements()
@@ -136,14 +138,15 @@ def test_cost_from_empty_memos_then_from_memoised_ops_equals_the_whole_model():
     assert [cost(spec) for spec in library] == reference
 
 
-def test_the_op_memo_is_bounded(monkeypatch):
+def test_the_op_and_layer_memos_are_bounded(monkeypatch):
     import resbench.compile as compile_module
 
     monkeypatch.setattr(compile_module, "OP_CACHE_SIZE", 5)
+    monkeypatch.setattr(compile_module, "LAYER_CACHE_SIZE", 3)
     spec = load_spec(spec_files()[0])
     _forget_measurements()
     assert cost(spec) == _cost_whole_model(spec)
-    assert len(_Counter._memo) == 5
+    assert len(_Counter._memo) == 5 and len(_LAYERS) == 3
     _measure.cache_clear()
     assert cost(spec) == _cost_whole_model(spec)
 
