@@ -286,7 +286,7 @@ _FILLS = frozenset(getattr(nn.init, name) for name in (
     "constant_", "dirac_", "eye_", "kaiming_normal_", "kaiming_uniform_", "normal_", "ones_",
     "orthogonal_", "sparse_", "trunc_normal_", "uniform_", "xavier_normal_", "xavier_uniform_",
     "zeros_")) | frozenset(getattr(Tensor, name) for name in (
-    "fill_", "zero_", "uniform_", "normal_", "copy_"))
+    "fill_", "zero_", "uniform_", "normal_"))
 
 
 class _OnMeta(TorchFunctionMode):

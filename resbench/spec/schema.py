@@ -359,6 +359,8 @@ class Spec(_with_kind_options(_SpecFields, "_SpecOptions")):  # type: ignore[mis
         later = {j: resolved.get(j, plain) for j in others}
         diffs = {j: _differences(first, b) for j, b in sorted(later.items())}
         diffs = {j: BlockSpec(**d) for j, d in diffs.items() if d}
+        if not diffs and first.blocks is None:
+            return first  # a fresh copy already
         return first.model_copy(update={"blocks": diffs or None})
 
     def _check_normfree(self, stages: tuple[StageSpec, ...]) -> None:
@@ -534,8 +536,9 @@ def _resolve_block(where: str, block: StageSpec, block_explicit: tuple[str, ...]
     """One block's settings (``blocks`` None): kind defaults filled, and options of a kind the
     block is not dropped where inherited, refused where the block sets them itself."""
     info = BLOCKS[block.block]
+    update: dict[str, Any] = {}  # one copy of the block for all its changes
     if block.expansion is None:
-        block = block.model_copy(update={"expansion": info.expansion})
+        update["expansion"] = info.expansion
     if info.grouped and block.inner_width < 1:
         raise ShapeError(f"{where}.width_per_group", "a bottleneck's inner width "
                          "int(width * width_per_group / 64) * groups must be at least 1, but is "
@@ -547,7 +550,6 @@ def _resolve_block(where: str, block: StageSpec, block_explicit: tuple[str, ...]
                 else "; use a bottleneck block for grouped convolutions")
         raise ShapeError(f"{where}.{field}", f"{block.block!r} blocks support only groups=1 and "
                          f"width_per_group=64{hint}", getattr(block, field))
-    update: dict[str, Any] = {}
     for field, (axis, kind, option) in KIND_OPTIONS.items():
         value = getattr(block, field)
         if getattr(block, axis) == kind:
