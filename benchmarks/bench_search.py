@@ -17,8 +17,8 @@ Measures, on this machine's CPU:
      compute, in epochs trained and in training seconds, that ASHA+TPE spends before one of its
      trials comes within 1 point of the grid's best validation accuracy.
 
-Run: python benchmarks/bench_search.py [--trials 32] [--ray-repeats 2] [--budget 0.5] [--quick] [--overhead-only]
-                                        [--keep DIR]
+Run: python benchmarks/bench_search.py [--trials 32] [--ray-repeats 2] [--budget 0.5] [--quick]
+                                        [--overhead-only] [--keep DIR]
 """
 from __future__ import annotations
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from contextvars import ContextVar
 from collections import OrderedDict
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -219,9 +219,11 @@ def _measure(kind: UnitKind, input_shape: tuple[int, ...], dtype: torch.dtype) -
     """One module of ``kind`` built on the meta device and run in eval mode on an input of
     ``input_shape`` (``dtype``: torch's default, which parameters and activations take): its
     parameters, FLOPs, fresh-tensor bytes and output shape."""
-    with _OnMeta(), shared_layers(_LAYERS):
+    with _OnMeta(), shared_layers(_LAYERS, on_new=_shared_layer):
         built = kind.build()
         module = built if isinstance(built, nn.Module) else nn.Sequential(OrderedDict(built))
+    while len(_LAYERS) > LAYER_CACHE_SIZE:
+        _LAYERS.popitem(last=False)
     module.eval()
     _stand_in_for_norms(module)
     counter = _Counter()
@@ -232,33 +234,30 @@ def _measure(kind: UnitKind, input_shape: tuple[int, ...], dtype: torch.dtype) -
             y = module(x)
     finally:
         _COUNTING.reset(token)
-    # A shared layer counts once per place it holds, as the distinct layers of a network do.
-    params = sum(p.numel() for _, layer in module.named_modules(remove_duplicate=False)
-                 for p in layer.parameters(recurse=False))
-    return _Measured(params=params, flops=counter.flops, allocated=counter.allocated,
+    return _Measured(params=sum(p.numel() for p in module.parameters()),
+                     flops=counter.flops, allocated=counter.allocated,
                      output_shape=tuple(y.shape))
 
 
-class _SharedLayers(OrderedDict):
-    """The convs and norms that the units :func:`_measure` builds share (``shared_layers``), at
-    most :data:`LAYER_CACHE_SIZE`. A layer joining it gets a forward that runs once per input
-    shape under the unit's :class:`_Counter` and, after that, adds what that run counted and
-    returns an empty output of the shape it returned (a conv or a norm always returns a fresh
-    tensor): half the calls a unit makes are to these layers."""
-
-    def __setitem__(self, key: tuple, layer: nn.Module) -> None:
-        super().__setitem__(key, layer)
-        _stand_in_for_norms(layer)
-        _replay_forward(layer)
-        while len(self) > LAYER_CACHE_SIZE:
-            self.popitem(last=False)
-
-
-_LAYERS = _SharedLayers()
+# The convs and norms that the units _measure builds share (blocks.shared_layers), oldest
+# first: at most LAYER_CACHE_SIZE once a unit is built.
+_LAYERS: OrderedDict[tuple, nn.Module] = OrderedDict()
 _COUNTING: ContextVar[_Counter | None] = ContextVar("resbench_cost_counter", default=None)
 
 
+def _shared_layer(layer: nn.Module) -> None:
+    """Ready a layer that joins ``_LAYERS``: norms copy (see :func:`_stand_in_for_norms`), and
+    its forward is replayed per input shape (see :func:`_replay_forward`)."""
+    _stand_in_for_norms(layer)
+    _replay_forward(layer)
+
+
 def _replay_forward(layer: nn.Module) -> None:
+    """``layer`` runs its forward once per input shape under the unit's :class:`_Counter`; on
+    later calls with that shape it adds what that run counted and returns an empty output of
+    the shape it returned (a conv or a norm returns a fresh tensor; anything else, a view or
+    its input, is never replayed). Half the calls a unit makes are to its shared layers. The
+    shapes seen are a layer's few input sizes, and go with it when ``_LAYERS`` drops it."""
     forward = layer.forward
     seen: dict[tuple, tuple] = {}
 
@@ -306,25 +305,26 @@ class _OnMeta(TorchFunctionMode):
 
 
 class _Counter(TorchDispatchMode):
-    """FLOPs (torch's formulas, applied as ``FlopCounterMode`` applies them: an op without one is
-    decomposed where it can be) and bytes of fresh outputs (as :class:`_AllocatedBytes`) of the
-    ops run under it, with each op's outcome memoised by its arguments' shapes.
+    """FLOPs (torch's formulas, applied as torch 2.14's ``FlopCounterMode`` applies them: each op
+    is first decomposed where it can be, and counted by the formula of the op that runs) and
+    bytes of fresh outputs (as :class:`_AllocatedBytes`) of the ops run under it, with each op's
+    outcome memoised in ``_OPS``.
 
-    On the meta device an op's outputs, FLOPs and fresh bytes depend only on the op and its
-    arguments' shapes, strides, dtypes and other (non-tensor) values, so the first call of an op
-    with such arguments runs it and every later one (in any unit, any ``cost()`` call) makes
-    empty outputs of the recorded shapes instead: torch's meta kernels of elementwise ops are
-    Python decompositions (~0.2-0.5 ms a call). Ops whose outputs are views are always run.
+    On the meta device an op's outputs, FLOPs and fresh bytes depend only on the op, its
+    arguments' shapes, strides, dtypes and other values, and torch's default dtype (for the
+    factories); so the first call of an op with such arguments runs it and every later one (in
+    any unit, any ``cost()`` call) makes empty outputs of the recorded shapes instead: torch's
+    meta kernels of elementwise ops are Python decompositions (~0.2-0.5 ms a call). An op is
+    run every time where an output is a view, not a tensor, or an argument whose shape or
+    strides it changed (``unsqueeze_``).
     """
-
-    _memo: OrderedDict[tuple, tuple[int, int, Any]] = OrderedDict()
 
     def __init__(self) -> None:
         super().__init__()
         self.flops = 0
         self.allocated = 0
         self._inner = 0  # > 0 while an op runs as its decomposition: counted once, above
-        self._quiet = False  # while making a replayed output (see _SharedLayers)
+        self._quiet = False  # while making a replayed output (see _replay_forward)
 
     def empty(self, shape: tuple[int, ...], stride: tuple[int, ...],
               dtype: torch.dtype) -> Tensor:
@@ -342,21 +342,20 @@ class _Counter(TorchDispatchMode):
         if self._inner:
             return self._run(func, args, kwargs)
         key = _op_key(func, args, kwargs)
-        hit = self._memo.get(key) if key is not None else None
+        hit = _OPS.get(key) if key is not None else None
         if hit is not None:
-            flops, allocated, outputs = hit
-            self.flops += flops
-            self.allocated += allocated
-            return _remake(outputs, args)
+            self.flops += hit.flops
+            self.allocated += hit.allocated
+            return hit.remake(args)
         flops = self.flops
         out = self._run(func, args, kwargs)
         allocated = sum(t.numel() * t.element_size() for t in fresh_outputs(func, out))
         self.allocated += allocated
-        outputs = _template(func, out, args)
-        if key is not None and outputs is not None:
-            self._memo[key] = (self.flops - flops, allocated, outputs)
-            if len(self._memo) > OP_CACHE_SIZE:
-                self._memo.popitem(last=False)
+        outputs = _outputs(func, out, args, key[1] if key is not None else None)
+        if outputs is not None:
+            _OPS[key] = _Outcome(self.flops - flops, allocated, *outputs)
+            while len(_OPS) > OP_CACHE_SIZE:
+                _OPS.popitem(last=False)
         return out
 
     def _run(self, func: Any, args: tuple, kwargs: dict[str, Any]) -> Any:
@@ -376,11 +375,41 @@ class _Counter(TorchDispatchMode):
         return out
 
 
+class _Made(NamedTuple):
+    """One output of a memoised op: a fresh tensor of this shape, stride and dtype, or (where
+    ``arg`` is set) that positional argument itself, as an in-place op returns it."""
+
+    shape: tuple[int, ...] = ()
+    stride: tuple[int, ...] = ()
+    dtype: torch.dtype | None = None
+    arg: int | None = None
+
+
+class _Outcome(NamedTuple):
+    """What an op counted and returned, to be replayed (``_OPS``)."""
+
+    flops: int
+    allocated: int
+    container: type | None  # tuple or list of outputs, or None for a single one
+    made: tuple[_Made, ...]
+
+    def remake(self, args: tuple) -> Any:
+        values = [args[m.arg] if m.arg is not None else
+                  torch.empty_strided(m.shape, m.stride, dtype=m.dtype, device="meta")
+                  for m in self.made]
+        return values[0] if self.container is None else self.container(values)
+
+
+# Op outcomes by _op_key, oldest first: at most OP_CACHE_SIZE.
+_OPS: OrderedDict[tuple, _Outcome] = OrderedDict()
+
+
 def _op_key(func: Any, args: tuple, kwargs: dict[str, Any]) -> tuple | None:
     """What an op's outcome on meta tensors depends on, hashable; None if some argument is not
     a tensor, a number, a string, a dtype-like constant or a sequence of those."""
     try:
-        key = (func, _arg_key(args), _arg_key(tuple(sorted(kwargs.items()))))
+        key = (func, _arg_key(args), _arg_key(tuple(sorted(kwargs.items()))),
+               torch.get_default_dtype())
         hash(key)
     except TypeError:
         return None
@@ -392,52 +421,57 @@ _PLAIN = frozenset((int, float, bool, str, type(None), torch.dtype, torch.memory
 
 
 def _arg_key(value: Any) -> Any:
+    """``value`` as a key: a meta tensor by its metadata, a scalar with its type (1, 1.0 and
+    True are equal in Python, not to an op), sequences item by item."""
     kind = type(value)
     if kind in _PLAIN:
-        return value
+        return (kind, value)
     if isinstance(value, Tensor):
         if not value.is_meta:
             raise TypeError("only meta tensors are memoised")
         return (Tensor, value.shape, value.stride(), value.storage_offset(), value.dtype,
                 value.requires_grad)
-    if kind is tuple or kind is list:
+    if kind is tuple or kind is list or kind is torch.Size:
         return (kind, *[_arg_key(v) for v in value])
-    return value
+    raise TypeError(f"{kind.__name__} arguments are not memoised")
 
 
-def _template(func: Any, out: Any, args: tuple) -> tuple | None:
-    """How to make ``out`` again from the arguments: each output fresh (shape, stride, dtype) or
-    the argument it is (an in-place op's); None where an output is a view or not a tensor."""
+def _outputs(func: Any, out: Any, args: tuple,
+             args_key: tuple | None) -> tuple[type | None, tuple[_Made, ...]] | None:
+    """How to make ``out`` again from the arguments, or None where it cannot be memoised: no
+    key, an output that is a view or not a tensor, or an argument that the op reshaped in place
+    (its metadata differ from ``args_key``'s, taken before the op ran)."""
+    if args_key is None:
+        return None
     results = out if isinstance(out, (tuple, list)) else (out,)
     if len(results) != len(func._schema.returns):
         return None
-    made: list[tuple] = []
+    made: list[_Made] = []
     fresh = {id(t) for t in fresh_outputs(func, out)}
     for value in results:
         if not isinstance(value, Tensor):
             return None
         if id(value) in fresh:
-            made.append(("new", tuple(value.shape), value.stride(), value.dtype))
+            made.append(_Made(tuple(value.shape), value.stride(), value.dtype))
             continue
         same = [i for i, arg in enumerate(args) if arg is value]
-        if not same:
-            return None  # a view of an argument: run it each time
-        made.append(("arg", same[0]))
-    container = type(out) if isinstance(out, (tuple, list)) else None
-    return (container, tuple(made))
+        if not same or _arg_key(value) != args_key[1 + same[0]]:
+            return None  # a view of an argument, or an argument reshaped in place
+        made.append(_Made(arg=same[0]))
+    return (type(out) if isinstance(out, (tuple, list)) else None), tuple(made)
 
 
-def _remake(outputs: tuple, args: tuple) -> Any:
-    container, made = outputs
-    values = [args[m[1]] if m[0] == "arg" else
-              torch.empty_strided(m[1], m[2], dtype=m[3], device="meta") for m in made]
-    return values[0] if container is None else container(values)
+def _clear_memos() -> None:
+    """Forget every measurement (units, ops, shared layers): as in a fresh process."""
+    _measure.cache_clear()
+    _OPS.clear()
+    _LAYERS.clear()
 
 
 def _stand_in_for_norms(model: nn.Module) -> None:
     """Norm layers run as slow Python decompositions on the meta device (~2 ms a call); they
     count no MACs and return a tensor of their input's shape, so a copy stands in for them
-    (where no other forward stands in already: a shared layer's, see :class:`_SharedLayers`)."""
+    (where no other forward stands in already: a shared layer's, see :func:`_replay_forward`)."""
     for module in model.modules():
         if isinstance(module, (nn.BatchNorm2d, nn.GroupNorm)) and "forward" not in module.__dict__:
             module.forward = torch.clone

@@ -4,14 +4,15 @@ schema (``OpOverload._schema``) and the FLOP formulas of ``torch.utils.flop_coun
 Why: ``resbench.compile.cost`` counts the bytes of every tensor a forward pass allocates; that
 needs a hook below autograd that sees each op with its outputs, which torch offers only as this
 private mode (torch's own ``FlopCounterMode`` is built on it), and telling a fresh output from a
-view or an in-place result needs the op's schema (``returns[i].alias_info``). ``cost`` counts FLOPs with torch's own formulas, the ones
-``FlopCounterMode`` applies, in a mode of its own that also memoises each op by its arguments'
-shapes; the formulas sit in ``torch.utils.flop_counter.flop_registry`` (keyed by op packet, each
-taking the op's arguments and ``out_val``), which torch does not document; and ``cost`` builds
-its modules on the meta device in a function mode of its own that also skips filling tensors,
-which needs the factory functions ``torch.device("meta")`` redirects
-(``torch.utils._device._device_constructors``). Checked by
-``tests/test_compat.py``; tested with torch 2.3-2.14.
+view or an in-place result needs the op's schema (``returns[i].alias_info``). ``cost`` counts
+FLOPs in the same mode, which also memoises each op, with the formulas ``FlopCounterMode``
+applies: they sit in ``torch.utils.flop_counter.flop_registry`` (keyed by op packet, each taking
+the op's arguments and ``out_val``), which torch does not document. And ``cost`` builds its
+modules on the meta device in a function mode of its own, which also skips filling tensors, so
+it needs the factory functions ``torch.device("meta")`` redirects
+(``torch.utils._device._device_constructors``). Checked by ``tests/test_compat.py``; the dispatch
+mode and the schema were tested with torch 2.3-2.14, the formulas and factories with 2.14 (torch's
+``FlopCounterMode`` decomposes ops before counting them since 2.6; ``cost`` does as 2.14 does).
 """
 from __future__ import annotations
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections import Counter
 from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -23,18 +24,25 @@ ACTIVATIONS: Registry[ActFactory] = Registry("activation")
 GROUP_NORM_GROUPS = 32
 
 F = TypeVar("F", bound=Callable[..., nn.Module])
-_SHARED: ContextVar[MutableMapping[tuple, nn.Module] | None] = ContextVar(
-    "resbench_shared_layers", default=None)
+_SHARED: ContextVar[tuple[MutableMapping[tuple, nn.Module], Callable[[nn.Module], None] | None,
+                          Counter[tuple]] | None] = ContextVar("resbench_shared_layers",
+                                                               default=None)
 
 
 @contextmanager
-def shared_layers(memo: MutableMapping[tuple, nn.Module]) -> Iterator[None]:
-    """While active, equal calls of the layer factories marked :func:`shareable` (``conv`` and
-    the norms) return one module, kept in ``memo`` under the call's arguments and torch's
-    default dtype. For ``resbench.compile.cost``, which builds thousands of blocks on the meta
-    device only to count them, and for which building their layers again is most of the time;
-    never while building a network to train, whose layers must be distinct."""
-    token = _SHARED.set(memo)
+def shared_layers(pool: MutableMapping[tuple, nn.Module],
+                  on_new: Callable[[nn.Module], None] | None = None) -> Iterator[None]:
+    """While active, the layer factories marked :func:`shareable` (``conv`` and the norms) take
+    their modules from ``pool``: a call with the arguments (and torch default dtype) of an
+    earlier one, in an earlier ``with``, returns that call's module; a new one is built, passed
+    to ``on_new`` and added. Within one ``with`` a repeated call (a block's two equal convs)
+    gets a module of its own per repeat, so no module is in two places of what is built there
+    and code that walks a block's modules sees each place.
+
+    For ``resbench.compile.cost``, which builds thousands of blocks on the meta device only to
+    count them, and for which building their layers again is most of the time; never while
+    building a network to train, whose layers must be its own."""
+    token = _SHARED.set((pool, on_new, Counter()))
     try:
         yield
     finally:
@@ -42,17 +50,23 @@ def shared_layers(memo: MutableMapping[tuple, nn.Module]) -> Iterator[None]:
 
 
 def shareable(factory: F) -> F:
-    """A layer factory whose equal calls may return one module (see :func:`shared_layers`)."""
+    """A layer factory whose calls may return a module from a pool (see :func:`shared_layers`)."""
 
     @functools.wraps(factory)
     def make(*args: Any, **kwargs: Any) -> nn.Module:
-        memo = _SHARED.get()
-        if memo is None:
+        shared = _SHARED.get()
+        if shared is None:
             return factory(*args, **kwargs)
-        key = (factory.__name__, args, tuple(sorted(kwargs.items())), torch.get_default_dtype())
-        layer = memo.get(key)
+        pool, on_new, repeats = shared
+        call = (factory, args, tuple(sorted(kwargs.items())), torch.get_default_dtype())
+        key = (*call, repeats[call])
+        repeats[call] += 1
+        layer = pool.get(key)
         if layer is None:
-            layer = memo[key] = factory(*args, **kwargs)
+            layer = factory(*args, **kwargs)
+            if on_new is not None:
+                on_new(layer)
+            pool[key] = layer
         return layer
 
     return make  # type: ignore[return-value]

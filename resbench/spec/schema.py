@@ -359,8 +359,8 @@ class Spec(_with_kind_options(_SpecFields, "_SpecOptions")):  # type: ignore[mis
         later = {j: resolved.get(j, plain) for j in others}
         diffs = {j: _differences(first, b) for j, b in sorted(later.items())}
         diffs = {j: BlockSpec(**d) for j, d in diffs.items() if d}
-        if not diffs and first.blocks is None:
-            return first  # a fresh copy already
+        if not diffs:
+            return first  # a fresh copy already, its blocks None
         return first.model_copy(update={"blocks": diffs or None})
 
     def _check_normfree(self, stages: tuple[StageSpec, ...]) -> None:

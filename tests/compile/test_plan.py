@@ -7,7 +7,16 @@ import torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from resbench.compile import _LAYERS, _Counter, _cost_whole_model, _measure, build, cost
+from resbench.compile import (
+    _LAYERS,
+    _OPS,
+    _clear_memos,
+    _cost_whole_model,
+    _Counter,
+    _measure,
+    build,
+    cost,
+)
 from resbench.errors import SpecError
 from resbench.plan import BlockUnit, parts, plan
 from resbench.spec import load_spec, parse_spec
@@ -118,24 +127,47 @@ def test_cost_locates_a_block_that_cannot_build_like_build_does():
     assert str(costed.value) == str(built.value) and "block 0" in str(costed.value)
 
 
-def _forget_measurements() -> None:
-    _measure.cache_clear()
-    _Counter._memo.clear()
-    _LAYERS.clear()
+# Every block family, stem, shortcut, norm and norm-free mode, and the ways a block's layers
+# repeat (a bottleneck of expansion 1 has two equal 1x1 convs; NF-ResNets convert each).
+COVERING = ["ablations/resnet56_gated", "ablations/resnet56_option_a", "cifar/densenet_bc_100",
+            "normfree/resnet110_fixup", "normfree/resnet110_nf", "normfree/resnet110_skipinit",
+            "preact/preact_resnet164", "regnet/regnet_y_400mf", "timm/resnet26t",
+            "torchvision/resnext50_32x4d"]
+CONSTRUCTED = [
+    {"stem": "cifar", "norm": "none", "normfree": "nf", "block": "bottleneck",
+     "stages": [{"depth": 2, "width": 16, "expansion": 1}]},
+] + [
+    {"stem": "cifar", "norm": "none", "normfree": nf, "block": block, "shortcut": "projection",
+     "stages": [{"depth": 3, "width": 16}, {"depth": 2, "width": 32, "stride": 2}]}
+    for nf in ("nf", "fixup", "skipinit") for block in ("basic", "bottleneck")
+] + [
+    {"stem": "deep", "norm": "group", "activation": "silu", "block": "preact_bottleneck",
+     "se_ratio": 0.25, "stages": [{"depth": 2, "width": 16, "expansion": 1},
+                                  {"depth": 2, "width": 32, "stride": 2, "groups": 2}]},
+]
 
 
 def test_cost_from_empty_memos_then_from_memoised_ops_equals_the_whole_model():
     """Every unit measured with no op or layer seen before, then every unit built again with
     its ops memoised and its convs and norms shared and replayed (the unit memo emptied, the
     others kept), then straight from the unit memo."""
-    library = [load_spec(path) for path in spec_files()[:12]]
-    reference = [_cost_whole_model(spec) for spec in library]
-    _forget_measurements()
-    assert [cost(spec) for spec in library] == reference
+    specs = [load_spec(name) for name in COVERING] + [parse_spec(d) for d in CONSTRUCTED]
+    reference = [_cost_whole_model(spec, 64) for spec in specs]
+    _clear_memos()
+    assert [cost(spec, 64) for spec in specs] == reference
     _measure.cache_clear()
-    assert len(_Counter._memo) > 0
-    assert [cost(spec) for spec in library] == reference
-    assert [cost(spec) for spec in library] == reference
+    assert len(_OPS) > 0 and len(_LAYERS) > 0
+    assert [cost(spec, 64) for spec in specs] == reference
+    assert [cost(spec, 64) for spec in specs] == reference
+
+
+def test_a_block_with_two_equal_layers_gets_two_while_cost_measures():
+    """NF-ResNets standardise each conv of a block in place of the block's own: a bottleneck
+    of expansion 1 whose 1x1 convs are equal must still have two of them to convert."""
+    spec = parse_spec(CONSTRUCTED[0])
+    _clear_memos()
+    assert cost(spec) == _cost_whole_model(spec)
+    assert cost(spec).params == sum(p.numel() for p in build(spec).parameters())
 
 
 def test_the_op_and_layer_memos_are_bounded(monkeypatch):
@@ -144,9 +176,9 @@ def test_the_op_and_layer_memos_are_bounded(monkeypatch):
     monkeypatch.setattr(compile_module, "OP_CACHE_SIZE", 5)
     monkeypatch.setattr(compile_module, "LAYER_CACHE_SIZE", 3)
     spec = load_spec(spec_files()[0])
-    _forget_measurements()
+    _clear_memos()
     assert cost(spec) == _cost_whole_model(spec)
-    assert len(_Counter._memo) == 5 and len(_LAYERS) == 3
+    assert len(_OPS) == 5 and len(_LAYERS) == 3
     _measure.cache_clear()
     assert cost(spec) == _cost_whole_model(spec)
 
@@ -169,7 +201,7 @@ def test_the_counter_counts_as_torchs_flop_counter_on_fresh_in_place_and_view_ou
     flops, allocated = FlopCounterMode(display=False), _AllocatedBytes()
     with torch.no_grad(), flops, allocated:
         expected = program(x, w)
-    _Counter._memo.clear()
+    _OPS.clear()
     for _ in range(2):  # every op run, then every op memoised
         counter = _Counter()
         with torch.no_grad(), counter:
@@ -183,9 +215,54 @@ def test_the_counter_counts_as_torchs_flop_counter_on_fresh_in_place_and_view_ou
         assert torch.relu_(y) is y
 
 
+def test_the_op_memo_tells_apart_what_an_op_depends_on():
+    """Scalars by type (1, 1.0 and True are equal in Python, not to torch), factories by the
+    default dtype, and an in-place op that reshapes its argument is run each time."""
+    _OPS.clear()
+    n = torch.empty(3, dtype=torch.int64, device="meta")
+    with _Counter():
+        assert torch.add(n, 1).dtype == torch.int64
+        assert torch.add(n, 1.0).dtype == torch.float32
+        assert torch.add(n, True).dtype == torch.int64
+        assert torch.ones(2).dtype == torch.float32
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        with _Counter():
+            assert torch.ones(2).dtype == torch.float64
+    finally:
+        torch.set_default_dtype(previous)
+    z = torch.empty(2, 3, device="meta")
+    with _Counter():
+        z.unsqueeze_(0)
+        z.unsqueeze_(0)
+    assert z.shape == (1, 1, 2, 3)
+
+
+def test_the_counter_decomposes_as_torchs_flop_counter_does():
+    """Under inference_mode composite ops reach the dispatch mode whole (linear, conv2d): both
+    counters decompose them into the ops that have FLOP formulas."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x, w = torch.empty(4, 3, 8, 8, device="meta"), torch.empty(5, 3, 3, 3, device="meta")
+    a, b = torch.empty(4, 6, device="meta"), torch.empty(7, 6, device="meta")
+
+    def program():
+        return torch.nn.functional.conv2d(x, w), torch.nn.functional.linear(a, b)
+
+    with torch.inference_mode():
+        with FlopCounterMode(display=False) as reference:
+            program()
+        _OPS.clear()
+        for _ in range(2):
+            with _Counter() as counter:
+                program()
+            assert counter.flops == reference.get_total_flops() > 0
+
+
 def test_layers_are_shared_only_while_cost_measures():
-    """cost() builds its units with equal convs and norms shared (one module per distinct call,
-    counted once per place it holds); a network built to train never shares a layer."""
+    """cost() builds its units with equal convs and norms shared between units (within one
+    unit, a repeated call gets a module per repeat); a network built to train never shares."""
     from resbench.blocks import shared_layers
     from resbench.blocks.layers import batch_norm, conv
 
@@ -196,9 +273,12 @@ def test_layers_are_shared_only_while_cost_measures():
     assert len({id(m) for m in layers}) == len(layers)
     block = model.layer1[1]
     assert block.conv1 is not block.conv2 and block.bn1 is not block.bn2
-    memo: dict = {}
-    with shared_layers(memo):
-        assert conv(16, 16, 3) is conv(16, 16, 3) and conv(16, 16, 3) is not conv(16, 16, 3, 2)
-        assert batch_norm(16) is batch_norm(16)
+    pool: dict = {}
+    with shared_layers(pool):
+        first = [conv(16, 16, 3), conv(16, 16, 3), conv(16, 16, 3, 2), batch_norm(16)]
+    assert len({id(m) for m in first}) == 4 and len(pool) == 4
+    with shared_layers(pool):
+        again = [conv(16, 16, 3), conv(16, 16, 3), conv(16, 16, 3, 2), batch_norm(16)]
+    assert [id(m) for m in again] == [id(m) for m in first]
     assert conv(16, 16, 3) is not conv(16, 16, 3)
-    assert len(memo) == 3
+    assert len(pool) == 4
