@@ -188,7 +188,7 @@ def cost(spec_or_path: Spec | str | Path, input_size: int | None = None,
         params = flops = allocated = blocks = 0
         for unit in units:
             try:
-                measured = _measure(unit.kind, shape, dtype)
+                measured = _measure(unit.kind.costed(), shape, dtype)
             except (IncompatibleShapes, IncompatibleOptions):
                 with unit.located():  # the spec layer should have refused it: say where
                     raise

@@ -20,8 +20,9 @@ load strictly and seeded builds are reproducible.
 Adding a unit kind (a new block family, a transition layer, another head):
   1. a frozen dataclass here with the fields its module depends on, ``out_channels`` (a field
      or property), ``stacked`` (True: numbered inside its stage; False: named children of the
-     network) and ``build(drop_path) -> nn.Module`` (stacked) or ``dict[str, nn.Module]`` (flat),
-     building only from its fields;
+     network), ``build(drop_path) -> nn.Module`` (stacked) or ``dict[str, nn.Module]`` (flat),
+     building only from its fields, and ``costed()`` (itself, or itself with the fields that set
+     only values at their defaults);
   2. the lines in :func:`plan` that emit it, grouping consecutive equal kinds into one unit.
 Nothing else changes: the network and the cost walk every kind alike.
 """
@@ -29,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Protocol, Union
 
 from torch import nn
@@ -46,6 +47,7 @@ from resbench.blocks import (
 )
 from resbench.errors import SpecError
 from resbench.spec import Spec, StageSpec
+from resbench.spec.vocab import SHORTCUTS as VOCAB_SHORTCUTS
 
 STEM, HEAD = "stem", "head"
 
@@ -61,6 +63,19 @@ class UnitKind(Protocol):
     def out_channels(self) -> int: ...
 
     def build(self, drop_path: float = 0.0) -> Built: ...
+
+    def costed(self) -> UnitKind:
+        """The kind ``cost()`` measures in this one's place: equal but for settings that set
+        only values (initial weights, constant factors), at their defaults, so that units
+        differing only in those share one measurement."""
+        ...
+
+
+# Per shortcut kind, its options that set values only (vocab's Option.values_only) and their
+# defaults.
+VALUES_ONLY: dict[str, dict[str, Any]] = {
+    kind: {name: o.default for name, o in info.options.items() if o.values_only}
+    for kind, info in VOCAB_SHORTCUTS.items()}
 
 
 @dataclass(frozen=True)
@@ -79,6 +94,9 @@ class StemUnit:
     @property
     def out_channels(self) -> int:
         return self.width
+
+    def costed(self) -> StemUnit:
+        return self
 
     def build(self, drop_path: float = 0.0) -> dict[str, nn.Module]:
         extra = {} if self.widths is None else {"widths": self.widths}
@@ -119,6 +137,17 @@ class BlockUnit:
         branch = self.width * self.expansion
         return self.in_channels + branch if SHORTCUTS.get(self.shortcut).concatenates else branch
 
+    def costed(self) -> BlockUnit:
+        """This block with its shortcut's values-only options (``gate_bias``, ``scale``) and
+        NF-ResNets' alpha and beta (constant factors) at their defaults."""
+        values_only = VALUES_ONLY[self.shortcut]
+        if not values_only and self.normfree != "nf":
+            return self
+        options = tuple((name, values_only.get(name, value))
+                        for name, value in self.shortcut_options)
+        return replace(self, shortcut_options=options, nf_alpha=BlockUnit.nf_alpha,
+                       nf_beta=BlockUnit.nf_beta)
+
     def build(self, drop_path: float = 0.0) -> nn.Module:
         opts = BlockOptions.of(
             shortcut=self.shortcut, norm=self.norm, activation=self.activation,
@@ -149,6 +178,9 @@ class HeadUnit:
     @property
     def out_channels(self) -> int:
         return self.num_classes
+
+    def costed(self) -> HeadUnit:
+        return self
 
     def build(self, drop_path: float = 0.0) -> dict[str, nn.Module]:
         modules: dict[str, nn.Module] = {}

@@ -15,13 +15,17 @@ from typing import Any, Literal, get_args
 @dataclass(frozen=True)
 class Option:
     """One option of a vocabulary entry: a spec field (top level and per stage) of ``type``, set
-    to ``default`` where the kind is used and left unset, and refused where it is not."""
+    to ``default`` where the kind is used and left unset, and refused where it is not.
+    ``values_only``: the option sets values (an initial weight, a constant factor), never a
+    shape or an operation, so ``resbench.compile.cost`` counts a block with it at its default
+    (a test holds every such option to that at several values)."""
 
     type: type
     default: Any
     description: str  # one line, for the JSON Schema and the docs
     choices: tuple[Any, ...] = ()  # the values allowed, where not every value of ``type`` is
     range: tuple[float, float] | None = None  # (lo, hi]: a float option's bounds, if any
+    values_only: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.default, self.type):
@@ -116,12 +120,12 @@ SHORTCUTS: dict[str, ShortcutInfo] = {
     "gated": ShortcutInfo(
         "T·F(x) + (1−T)·x, T = σ(conv(x) + gate_bias)", "x projected (option B) first",
         options={"gate_bias": Option(float, -1.0, "Initial bias of the highway gate's conv: "
-                                     "the gate starts near σ(gate_bias)."),
+                                     "the gate starts near σ(gate_bias).", values_only=True),
                  "gate_kernel": Option(int, 1, "Kernel size of the highway gate's conv (1x1 or "
                                        "3x3, stride of the block).", choices=(1, 3))}),
     "scaled": ShortcutInfo(
         "F(x) + scale·x", "x projected (option B) first",
-        options={"scale": Option(float, 0.5, "Factor on the carried x.")}),
+        options={"scale": Option(float, 0.5, "Factor on the carried x.", values_only=True)}),
     "none": ShortcutInfo("F(x)", "— (a plain network)"),
     "concat": ShortcutInfo("cat(x, F(x))", "error: only channels are added (DenseNet)",
                            reshapes=False, concatenates=True),
