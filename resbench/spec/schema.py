@@ -676,9 +676,7 @@ def _resolve_channels(stem_width: int, stages: tuple[StageSpec, ...]) -> tuple[S
                                  f"{stage.compression:g}) = {width}, but its width is "
                                  f"{stage.width}", stage.width)
             stage = stage.model_copy(update={"width": width})
-        else:
-            stage = stage.model_copy()
-        stage._in_channels = channels
+        stage._in_channels = channels  # each stage here is _resolve_stage's, this spec's alone
         out.append(stage)
         channels = stage.out_channels
     return tuple(out)
