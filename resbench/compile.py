@@ -1,7 +1,8 @@
 """The compiler: ``build(spec) -> ResNet`` (a pure function of the spec) and ``cost(spec)``
 (parameters, MACs and activation memory, counted on the meta device without allocating weights).
 Both walk the same plan (``resbench.plan.plan(spec)``): the network builds every unit's modules
-in order; the cost measures each distinct unit once (memoised) and counts it ``unit.count`` times.
+in order; the cost measures each distinct unit once (memoised, as ``unit.kind.costed()``: values
+that change no count at their defaults) and counts it ``unit.count`` times.
 
 Module names follow torchvision (``conv1``, ``bn1``, ``relu``, ``maxpool``, ``layer{i}.{j}``,
 ``avgpool``, ``fc``), so torchvision state_dicts load with ``strict=True``.
@@ -173,9 +174,10 @@ def cost(spec_or_path: Spec | str | Path, input_size: int | None = None,
     """Parameters, MACs (= FLOPs / 2) and activation bytes of a spec, per part and in total, at
     ``input_size`` (default: the spec's), counted on the meta device: no weights are allocated.
 
-    Each unit of the plan is measured once per distinct (kind, input shape) on a real module
-    (memoised, :data:`CACHE_SIZE` entries; the ops it runs are memoised too, see
-    :class:`_Counter`) and counted ``unit.count`` times; the forward of the network is the
+    Each unit of the plan is measured once per distinct (``kind.costed()``, input shape) on a
+    real module (memoised, :data:`CACHE_SIZE` entries; the ops it runs and the layers it is
+    built of are memoised too, see :class:`_Counter` and ``_LAYERS``) and counted
+    ``unit.count`` times; the forward of the network is the
     forward of its units in order, so the sums equal one count of the whole network
     (``_cost_whole_model``, which a property test holds this to)."""
     spec = _as_spec(spec_or_path)

@@ -68,11 +68,10 @@ class UnitKind(Protocol):
         """The kind ``cost()`` measures in this one's place: equal but for settings that set
         only values (initial weights, constant factors), at their defaults, so that units
         differing only in those share one measurement."""
-        ...
 
 
 # Per shortcut kind, its options that set values only (vocab's Option.values_only) and their
-# defaults.
+# defaults. (Block-kind options have none: tests/compile/test_plan.py checks.)
 VALUES_ONLY: dict[str, dict[str, Any]] = {
     kind: {name: o.default for name, o in info.options.items() if o.values_only}
     for kind, info in VOCAB_SHORTCUTS.items()}
@@ -141,10 +140,13 @@ class BlockUnit:
         """This block with its shortcut's values-only options (``gate_bias``, ``scale``) and
         NF-ResNets' alpha and beta (constant factors) at their defaults."""
         values_only = VALUES_ONLY[self.shortcut]
-        if not values_only and self.normfree != "nf":
+        nf = self.normfree == "nf"
+        if not values_only and not nf:
             return self
         options = tuple((name, values_only.get(name, value))
                         for name, value in self.shortcut_options)
+        if not nf:
+            return replace(self, shortcut_options=options)
         return replace(self, shortcut_options=options, nf_alpha=BlockUnit.nf_alpha,
                        nf_beta=BlockUnit.nf_beta)
 

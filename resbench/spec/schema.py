@@ -660,7 +660,9 @@ def _check_channel_kinds(where: str, plain: StageSpec, settings: list[StageSpec]
 
 
 def _resolve_channels(stem_width: int, stages: tuple[StageSpec, ...]) -> tuple[StageSpec, ...]:
-    """Each stage's input channels, and a transition's width from its input and compression."""
+    """Each stage's input channels (set on the stages given, which must be this spec's own:
+    ``_resolve_stage``'s fresh copies), and a transition's width from its input and
+    compression."""
     channels, out = stem_width, []
     for i, stage in enumerate(stages):
         if stage.block == "transition":

@@ -20,6 +20,7 @@ from resbench.compile import (
 from resbench.errors import SpecError
 from resbench.plan import BlockUnit, parts, plan
 from resbench.spec import load_spec, parse_spec
+from resbench.spec.vocab import BLOCKS as VOCAB_BLOCKS
 from resbench.spec.vocab import SHORTCUTS as VOCAB_SHORTCUTS
 
 from .conftest import spec_files, spec_id
@@ -289,29 +290,40 @@ VALUES_ONLY_OPTIONS = [(kind, name) for kind, info in VOCAB_SHORTCUTS.items()
                        for name, option in info.options.items() if option.values_only]
 
 
+def test_values_only_options_are_shortcut_options():
+    """``UnitKind.costed`` resets shortcut options only: a block-kind option marked values-only
+    would be measured at every value, silently."""
+    assert VALUES_ONLY_OPTIONS, "no shortcut option is marked values_only: the test below is empty"
+    marked = [(kind, name) for kind, info in VOCAB_BLOCKS.items()
+              for name, option in info.options.items() if option.values_only]
+    assert not marked, f"block options marked values_only, which costed() ignores: {marked}"
+
+
 @pytest.mark.parametrize("kind, option", VALUES_ONLY_OPTIONS)
 def test_an_option_that_sets_values_only_changes_no_count(kind, option):
     """cost() counts a block with a values-only option at its default (one measurement for
     every value): the whole-model count of the real modules, at each value, must agree."""
-    specs = [parse_spec({"stem": "cifar", "shortcut": kind, option: value,
-                         "stages": [{"depth": 2, "width": 16},
-                                    {"depth": 2, "width": 32, "stride": 2}]})
-             for value in (0.0, 1.0, -2.5, 3.0, 0.37)]
-    _clear_memos()
-    assert cost(specs[0]) == _cost_whole_model(specs[0])
-    measured = _measure.cache_info().currsize
-    for spec in specs[1:]:
-        assert cost(spec) == _cost_whole_model(spec)
-    assert _measure.cache_info().currsize == measured
+    for block, extra in (("basic", {}), ("preact_bottleneck", {}),
+                         ("bottleneck", {"norm": "none", "normfree": "nf"})):
+        nets = [parse_spec({"stem": "cifar", "block": block, "shortcut": kind, option: value,
+                            **extra, "stages": [{"depth": 2, "width": 16},
+                                                {"depth": 2, "width": 32, "stride": 2}]})
+                for value in (0.0, 1.0, -2.5, 3.0, 0.37)]
+        _clear_memos()
+        assert cost(nets[0]) == _cost_whole_model(nets[0])
+        measured = _measure.cache_info().currsize
+        for net in nets[1:]:
+            assert cost(net) == _cost_whole_model(net)
+        assert _measure.cache_info().currsize == measured
 
 
 def test_nf_resnets_blocks_share_measurements_whatever_their_alpha_and_beta():
-    specs = [parse_spec({"stem": "cifar", "norm": "none", "normfree": "nf", "nf_alpha": alpha,
-                         "stages": [{"depth": 6, "width": 16},
-                                    {"depth": 6, "width": 32, "stride": 2}]})
-             for alpha in (0.2, 1.0, 0.05)]
+    nets = [parse_spec({"stem": "cifar", "norm": "none", "normfree": "nf", "nf_alpha": alpha,
+                        "stages": [{"depth": 6, "width": 16},
+                                   {"depth": 6, "width": 32, "stride": 2}]})
+            for alpha in (0.2, 1.0, 0.05)]
     _clear_memos()
-    for spec in specs:
-        assert cost(spec) == _cost_whole_model(spec)
+    for net in nets:
+        assert cost(net) == _cost_whole_model(net)
     # each block is a unit of its own (its beta differs), measured as one of 5 distinct kinds
-    assert len(plan(specs[0])) == 14 and _measure.cache_info().currsize == 5
+    assert len(plan(nets[0])) == 14 and _measure.cache_info().currsize == 5
