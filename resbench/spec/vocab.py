@@ -120,12 +120,14 @@ SHORTCUTS: dict[str, ShortcutInfo] = {
     "gated": ShortcutInfo(
         "T·F(x) + (1−T)·x, T = σ(conv(x) + gate_bias)", "x projected (option B) first",
         options={"gate_bias": Option(float, -1.0, "Initial bias of the highway gate's conv: "
-                                     "the gate starts near σ(gate_bias).", values_only=True),
+                                     "the gate starts near σ(gate_bias).",
+                                     range=(-1000.0, 1000.0), values_only=True),
                  "gate_kernel": Option(int, 1, "Kernel size of the highway gate's conv (1x1 or "
                                        "3x3, stride of the block).", choices=(1, 3))}),
     "scaled": ShortcutInfo(
         "F(x) + scale·x", "x projected (option B) first",
-        options={"scale": Option(float, 0.5, "Factor on the carried x.", values_only=True)}),
+        options={"scale": Option(float, 0.5, "Factor on the carried x.",
+                                 range=(-1000.0, 1000.0), values_only=True)}),
     "none": ShortcutInfo("F(x)", "— (a plain network)"),
     "concat": ShortcutInfo("cat(x, F(x))", "error: only channels are added (DenseNet)",
                            reshapes=False, concatenates=True),

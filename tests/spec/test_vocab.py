@@ -95,3 +95,17 @@ def test_the_readme_names_every_shortcut_kind_and_option():
     row = next(line for line in readme.splitlines() if line.startswith("| `shortcut` |"))
     named = set(re.findall(r"`(\w+)`", row)) - {"shortcut"}
     assert named == set(SHORTCUTS) | set(SHORTCUT_OPTIONS)
+
+
+@pytest.mark.parametrize("option", sorted(o for o, (_, d) in SHORTCUT_OPTIONS.items()
+                                          if d.type is float))
+def test_a_float_option_is_bounded_so_the_built_net_can_hold_it(option):
+    """A float32 network cannot hold 1e300 as a bias or a factor (torch refuses it at the first
+    forward): such a value is a located error of the spec, not a failed trial."""
+    kind, declared = SHORTCUT_OPTIONS[option]
+    assert declared.range is not None, f"{option} has no range"
+    err = error_of({**CIFAR, "shortcut": kind, option: 1e300})
+    assert err.path == option and "less than or equal to" in str(err)
+    lo, hi = declared.range
+    assert parse_spec({**CIFAR, "shortcut": kind, option: hi}).stages[0].shortcut_options()[
+        option] == hi
