@@ -41,7 +41,7 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 from resbench.search import SearchConfig, run_search  # noqa: E402
 from resbench.search.config import RayOptions  # noqa: E402
 from resbench.spec.space import load_space  # noqa: E402
-from resbench.store import Store  # noqa: E402
+from resbench.store import TrialRecord  # noqa: E402
 
 TRIVIAL = {
     "name": "trivial", "stem": {"kind": "cifar", "width": 4}, "shortcut": "projection",
@@ -53,22 +53,22 @@ TRIVIAL = {
 }
 
 
-def train_seconds(store: Store) -> float:
-    return sum(r.metrics.total_time_s or 0.0 for r in store.records())
+def train_seconds(records: list[TrialRecord]) -> float:
+    return sum(r.metrics.total_time_s or 0.0 for r in records)
 
 
-def steady_ray_overhead(store: Store) -> float | None:
+def steady_ray_overhead(records: list[TrialRecord]) -> float | None:
     """Seconds per trial that are not training once a Ray search runs, from the records' own
     clocks: from the end of its first trial (the actor process started, imports done) to the end
     of its last, less the training of the trials in between, over their number. One trial at a
     time, so this is every gap between trials (driver, searcher, actor reset) and every
     non-training second inside them; the fixed costs of the search lie outside it."""
-    records = sorted((r for r in store.records() if r.search and r.search.ray
+    records = sorted((r for r in records if r.search and r.search.ray
                       and r.search.ray.finished), key=lambda r: r.search.ray.finished)
     if len(records) < 2:
         return None
     span = records[-1].search.ray.finished - records[0].search.ray.finished
-    return (span - sum(r.metrics.total_time_s or 0.0 for r in records[1:])) / (len(records) - 1)
+    return (span - train_seconds(records[1:])) / (len(records) - 1)
 
 
 def overhead(root: Path, trials: int, repeats: int,
@@ -103,10 +103,11 @@ def overhead(root: Path, trials: int, repeats: int,
         result = run_search(cfg)
         wall = time.perf_counter() - start
         assert result.counts["done"] == n, result.counts
-        between = steady_ray_overhead(cfg.store)
+        records = list(cfg.store.records())
+        between = steady_ray_overhead(records)
         if between is not None and n > small:
             steady.append(between)
-        return wall - train_seconds(cfg.store)
+        return wall - train_seconds(records)
 
     def timed(name: str, n: int, small: int, reps: int, **kw: Any) -> None:
         steady.clear()

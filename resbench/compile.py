@@ -177,9 +177,9 @@ def cost(spec_or_path: Spec | str | Path, input_size: int | None = None,
     Each unit of the plan is measured once per distinct (``kind.costed()``, input shape) on a
     real module (memoised, :data:`CACHE_SIZE` entries; the ops it runs and the layers it is
     built of are memoised too, see :class:`_Counter` and ``_LAYERS``) and counted
-    ``unit.count`` times; the forward of the network is the
-    forward of its units in order, so the sums equal one count of the whole network
-    (``_cost_whole_model``, which a property test holds this to)."""
+    ``unit.count`` times; the forward of the network is the forward of its units in order, so
+    the sums equal one count of the whole network (``_cost_whole_model``, which a property
+    test holds this to)."""
     spec = _as_spec(spec_or_path)
     size = input_size or spec.input_size
     shape: tuple[int, ...] = (batch_size, spec.input_channels, size, size)
@@ -261,7 +261,7 @@ def _replay_forward(layer: nn.Module) -> None:
     its input, is never replayed). Half the calls a unit makes are to its shared layers. The
     shapes seen are a layer's few input sizes, and go with it when ``_LAYERS`` drops it."""
     forward = layer.forward
-    seen: dict[tuple, tuple] = {}
+    seen: dict[tuple, _Outcome] = {}
 
     def replayed(x: Tensor) -> Tensor:
         counter = _COUNTING.get()
@@ -270,14 +270,13 @@ def _replay_forward(layer: nn.Module) -> None:
         key = (x.shape, x.stride(), x.dtype)
         hit = seen.get(key)
         if hit is not None:
-            counter.flops += hit[0]
-            counter.allocated += hit[1]
-            return counter.empty(*hit[2:])
+            return counter.replay(hit)
         flops, allocated = counter.flops, counter.allocated
         y = forward(x)
         if isinstance(y, Tensor) and y is not x:
-            seen[key] = (counter.flops - flops, counter.allocated - allocated,
-                         tuple(y.shape), y.stride(), y.dtype)
+            made = _Made(tuple(y.shape), y.stride(), y.dtype)
+            seen[key] = _Outcome(counter.flops - flops, counter.allocated - allocated, None,
+                                 (made,))
         return y
 
     layer.forward = replayed
@@ -326,14 +325,16 @@ class _Counter(TorchDispatchMode):
         self.flops = 0
         self.allocated = 0
         self._inner = 0  # > 0 while an op runs as its decomposition: counted once, above
-        self._quiet = False  # while making a replayed output (see _replay_forward)
+        self._quiet = False  # while replay() makes outputs
 
-    def empty(self, shape: tuple[int, ...], stride: tuple[int, ...],
-              dtype: torch.dtype) -> Tensor:
-        """A meta tensor that nothing counts (its op was counted when it first ran)."""
+    def replay(self, outcome: _Outcome, args: tuple = ()) -> Any:
+        """What ``outcome`` counted, added, and what it returned, made again (the empty outputs
+        made here are not counted: they were when the op first ran)."""
+        self.flops += outcome.flops
+        self.allocated += outcome.allocated
         self._quiet = True
         try:
-            return torch.empty_strided(shape, stride, dtype=dtype, device="meta")
+            return outcome.remake(args)
         finally:
             self._quiet = False
 
@@ -346,9 +347,7 @@ class _Counter(TorchDispatchMode):
         key = _op_key(func, args, kwargs)
         hit = _OPS.get(key) if key is not None else None
         if hit is not None:
-            self.flops += hit.flops
-            self.allocated += hit.allocated
-            return hit.remake(args)
+            return self.replay(hit, args)
         flops = self.flops
         out = self._run(func, args, kwargs)
         allocated = sum(t.numel() * t.element_size() for t in fresh_outputs(func, out))
@@ -378,8 +377,9 @@ class _Counter(TorchDispatchMode):
 
 
 class _Made(NamedTuple):
-    """One output of a memoised op: a fresh tensor of this shape, stride and dtype, or (where
-    ``arg`` is set) that positional argument itself, as an in-place op returns it."""
+    """One output of a memoised op (or shared layer): a fresh tensor of this shape, stride and
+    dtype, or (where ``arg`` is set) that positional argument itself, as an in-place op
+    returns it."""
 
     shape: tuple[int, ...] = ()
     stride: tuple[int, ...] = ()
@@ -388,7 +388,8 @@ class _Made(NamedTuple):
 
 
 class _Outcome(NamedTuple):
-    """What an op counted and returned, to be replayed (``_OPS``)."""
+    """What an op (``_OPS``) or a shared layer's forward (``_replay_forward``) counted and
+    returned, to be replayed (:meth:`_Counter.replay`)."""
 
     flops: int
     allocated: int

@@ -38,7 +38,6 @@ BLOCKS: Registry[type[ResidualBlock]] = Registry("block", {
 })
 
 __all__ = [
-    "shared_layers",
     "ACTIVATIONS",
     "BLOCKS",
     "NORMS",
@@ -62,4 +61,5 @@ __all__ = [
     "Transition",
     "ZeroPad",
     "conv",
+    "shared_layers",
 ]

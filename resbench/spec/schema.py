@@ -361,7 +361,7 @@ class Spec(_with_kind_options(_SpecFields, "_SpecOptions")):  # type: ignore[mis
         diffs = {j: BlockSpec(**d) for j, d in diffs.items() if d}
         if not diffs:
             return first  # a fresh copy already, its blocks None
-        return first.model_copy(update={"blocks": diffs or None})
+        return first.model_copy(update={"blocks": diffs})
 
     def _check_normfree(self, stages: tuple[StageSpec, ...]) -> None:
         if self.normfree == "none":
