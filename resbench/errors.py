@@ -130,6 +130,23 @@ def shown(value: Any, limit: int = QUOTE_LIMIT) -> str:
         return f"<a {type(value).__name__}>"
 
 
+def interrupted(e: BaseException) -> bool:
+    """Whether ``e`` was raised while a Ctrl-C was on its way out: a ``KeyboardInterrupt`` in its
+    chain of causes and contexts. Library cleanup that fails as the interrupt passes through
+    (``torch.save``'s zip writer closing a half-written file) raises its own error in its place,
+    which would otherwise pass for a failure of the work."""
+    chain, seen = [e], set()
+    while chain:
+        error = chain.pop()
+        if error is None or id(error) in seen:
+            continue
+        if isinstance(error, KeyboardInterrupt):
+            return True
+        seen.add(id(error))
+        chain += [error.__cause__, error.__context__]
+    return False
+
+
 def first_line(e: BaseException, limit: int | None = None) -> str:
     """The first line of an exception's message (its type's name if it has none), clipped to
     ``limit`` characters if given."""

@@ -3,7 +3,8 @@
 A trial never raises for what happens in training: a NaN/inf or exploding loss or a numeric
 overflow ends it as ``diverged``, an exception or out-of-memory as ``failed`` with the reason, a
 reporter's stop as ``pruned``. Only bad input (a data set that does not exist), a checkpoint
-folder that cannot be written (``StoreWriteError``) and KeyboardInterrupt escape.
+folder that cannot be written (``StoreWriteError``) and KeyboardInterrupt escape (also where a
+library's cleanup replaced the KeyboardInterrupt by an error of its own: ``errors.interrupted``).
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from typing import Any
 import torch
 
 from resbench import memory
-from resbench.errors import first_line
+from resbench.errors import first_line, interrupted
 from resbench.data import DataSplits, load_dataset, make_loader
 from resbench.spec import Spec
 from resbench.spec.recipe import DataConfig, Recipe
@@ -120,6 +121,8 @@ def run_trial(spec: Spec, recipe: Recipe, seed: int, *, data: DataSplits | None 
         status, reason = "failed", f"out of memory: {first_line(e)}"
         trace = traceback.format_exc(limit=8)
     except Exception as e:
+        if interrupted(e):  # Ctrl-C, which a library's cleanup replaced by its own error
+            raise KeyboardInterrupt from e
         oom = "can't allocate memory" in str(e) or "out of memory" in str(e).lower()
         prefix = "out of memory: " if oom else f"{type(e).__name__}: "
         status, reason = "failed", prefix + first_line(e)

@@ -38,6 +38,50 @@ def interrupted_after(epoch: int, data, folder: Path) -> None:
         run_trial(SPEC, RECIPE, 0, data=data, reporter=stop, checkpoint_dir=folder)
 
 
+def test_ctrl_c_that_a_librarys_cleanup_turned_into_its_own_error_still_stops_the_trial(
+        data, tmp_path):
+    """Seen in a full-suite run: Ctrl-C inside torch.save came out as torch's RuntimeError
+    ("unexpected pos ...") from its zip writer's cleanup; the trial was recorded failed and
+    the suite went on, exit 0. The interrupt must win: the run stops, nothing is recorded."""
+    def stop(e, metrics):
+        if e == 2:
+            try:
+                raise KeyboardInterrupt
+            except KeyboardInterrupt:
+                raise RuntimeError("[enforce fail at inline_container.cc] unexpected pos")
+        return False
+
+    with pytest.raises(KeyboardInterrupt):
+        run_trial(SPEC, RECIPE, 0, data=data, reporter=stop, checkpoint_dir=tmp_path)
+    assert (tmp_path / CHECKPOINT).is_file()  # epoch 2's state kept: a rerun resumes
+
+
+def test_interrupted_finds_a_ctrl_c_anywhere_in_an_errors_chain():
+    from resbench.errors import interrupted
+
+    def raised(make):
+        try:
+            make()
+        except BaseException as e:  # noqa: BLE001
+            return e
+
+    def cleanup_fails():
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise OSError("close failed")
+
+    def wrapped():
+        try:
+            cleanup_fails()
+        except OSError as e:
+            raise RuntimeError("outer") from e
+
+    assert interrupted(raised(cleanup_fails)) and interrupted(raised(wrapped))
+    assert not interrupted(raised(lambda: 1 / 0))
+    assert not interrupted(RuntimeError("no chain"))
+
+
 def same_curves(a, b) -> bool:
     keys = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr")
     return [[getattr(c, k) for k in keys] for c in a.curves] == \
