@@ -4,6 +4,7 @@ limiting concurrency, and kill-and-resume of a driver attached with --address.""
 from __future__ import annotations
 
 import json
+import time
 
 import optuna
 import pytest
@@ -130,16 +131,23 @@ def test_kill_driver_and_resume(ray_session, write_space, tmp_path):
     args = [str(path), "--runner", "ray", "--address", ray_session, "--results", str(root),
             "--sampler-seed", "0", "--scheduler", "none"]
 
-    # Two trials recorded, another half-way: Tune snapshots its state each second (later on a
-    # loaded machine), so by epoch 8 its snapshot holds one of this trial's epoch checkpoints.
+    # Two trials recorded, another half-way, and a snapshot of Tune's state written since: Tune
+    # snapshots each second (later on a loaded machine; once, a kill at epoch 8 came before any
+    # snapshot held a checkpoint), so the kill waits for one taken after epoch 8 was reported.
+    reached: list[float] = []
+
     def mid_search() -> bool:
         if len(list((folder / "trials").glob("*.json"))) < 2:
             return False
-        for log in (folder / "ray" / "tune").glob("trial_*/result.json"):
+        tune_dir = folder / "ray" / "tune"
+        if reached:
+            return any(state.stat().st_mtime > reached[0]
+                       for state in tune_dir.glob("experiment_state-*.json"))
+        for log in tune_dir.glob("trial_*/result.json"):
             lines = log.read_text().splitlines()
             last = json.loads(lines[-1]) if lines and lines[-1].endswith("}") else {}
             if last.get("final") is False and last.get("epoch", 0) >= 8:
-                return True
+                reached.append(time.time())
         return False
 
     proc = start_driver(args, tmp_path / "driver.log")
